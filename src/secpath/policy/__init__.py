@@ -1,0 +1,1 @@
+"""The policy model (the guide's structure), loading, SPD matching and audit."""
