@@ -6,4 +6,4 @@ from secpath.secret import Secret
 
 __version__ = "0.1.0"
 
-__all__ = ["LocalError", "ParseError", "RemoteError", "Secret", "SecpathError", "__version__"]
+__all__ = ["LocalError", "ParseError", "RemoteError", "SecpathError", "Secret", "__version__"]

@@ -7,6 +7,7 @@ Every read checks the length against what is left and raises
 
 from __future__ import annotations
 
+import builtins
 import struct
 
 from secpath.errors import ParseError
@@ -21,9 +22,9 @@ _U64 = struct.Struct("!Q")
 class Reader:
     """Cursor over an immutable buffer; all reads are bounds-checked."""
 
-    __slots__ = ("_buf", "_pos", "_end", "what")
+    __slots__ = ("_buf", "_end", "_pos", "what")
 
-    def __init__(self, data: bytes | memoryview, what: str = "message") -> None:
+    def __init__(self, data: builtins.bytes | memoryview, what: str = "message") -> None:
         self._buf = memoryview(data).toreadonly() if not isinstance(data, bytes) else data
         self._pos = 0
         self._end = len(data)
@@ -63,11 +64,11 @@ class Reader:
         start = self._need(8, field)
         return int(_U64.unpack_from(self._buf, start)[0])
 
-    def bytes(self, n: int, field: str = "bytes") -> bytes:
+    def bytes(self, n: int, field: str = "bytes") -> builtins.bytes:
         start = self._need(n, field)
         return bytes(self._buf[start : start + n])
 
-    def rest(self) -> bytes:
+    def rest(self) -> builtins.bytes:
         return self.bytes(self.remaining, "rest")
 
     def sub(self, n: int, field: str) -> Reader:

@@ -95,7 +95,16 @@ ESP_ENCRYPTION: dict[str, Encryption] = {
     name: enc for name, enc in IKE_ENCRYPTION.items() if name != "aes192"
 } | {
     "null": Encryption(
-        "null", 11, 0, 0, 1, 0, 0, False, "null", Strength.LEGACY,
+        "null",
+        11,
+        0,
+        0,
+        1,
+        0,
+        0,
+        False,
+        "null",
+        Strength.LEGACY,
         "RFC 4303 §3.2: NULL encryption gives integrity only, no confidentiality",
     ),
 }
@@ -113,12 +122,30 @@ ESP_INTEGRITY: dict[str, Integrity | None] = {"none": None} | {i.name: i for i i
 DH_GROUPS: dict[int, DhGroup] = {
     g.number: g
     for g in (
-        DhGroup(1, "modp768", 768, "modp", Strength.BROKEN,
-                "768-bit MODP: broken (Logjam); the guide: do not use Diffie-Hellman Group 1"),
-        DhGroup(2, "modp1024", 1024, "modp", Strength.LEGACY,
-                "1024-bit MODP: RFC 8247 §2.4 SHOULD NOT; the guide: use group 2048 (high)"),
-        DhGroup(5, "modp1536", 1536, "modp", Strength.LEGACY,
-                "1536-bit MODP: below RFC 8247's 2048-bit recommendation"),
+        DhGroup(
+            1,
+            "modp768",
+            768,
+            "modp",
+            Strength.BROKEN,
+            "768-bit MODP: broken (Logjam); the guide: do not use Diffie-Hellman Group 1",
+        ),
+        DhGroup(
+            2,
+            "modp1024",
+            1024,
+            "modp",
+            Strength.LEGACY,
+            "1024-bit MODP: RFC 8247 §2.4 SHOULD NOT; the guide: use group 2048 (high)",
+        ),
+        DhGroup(
+            5,
+            "modp1536",
+            1536,
+            "modp",
+            Strength.LEGACY,
+            "1536-bit MODP: below RFC 8247's 2048-bit recommendation",
+        ),
         DhGroup(14, "modp2048", 2048, "modp", Strength.MODERN),
         DhGroup(15, "modp3072", 3072, "modp", Strength.MODERN),
         DhGroup(16, "modp4096", 4096, "modp", Strength.MODERN),

@@ -28,8 +28,9 @@ from secpath.crypto.registry import (
 from secpath.errors import LocalError
 
 __all__ = [
-    "Address",
     "ANY_PORT",
+    "PROTOCOL_NAMES",
+    "Address",
     "AddressKind",
     "AuthMethod",
     "Behavior",
@@ -49,7 +50,6 @@ __all__ = [
     "PskAuth",
     "Rule",
     "SecurityMethod",
-    "PROTOCOL_NAMES",
 ]
 
 IpAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -105,7 +105,7 @@ class Address:
         if self.kind is AddressKind.DNS:
             assert self.dns_name is not None
             return self.dns_name
-        return self.kind.value
+        return str(self.kind.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +117,9 @@ class PortRange:
 
     def __post_init__(self) -> None:
         if not 0 <= self.low <= self.high <= 65535:
-            raise LocalError(f"PortRange: need 0 <= low <= high <= 65535, got {self.low}-{self.high}")
+            raise LocalError(
+                f"PortRange: need 0 <= low <= high <= 65535, got {self.low}-{self.high}"
+            )
 
     @property
     def is_any(self) -> bool:
