@@ -123,6 +123,9 @@ class _Loader:
         self.file = str(source) if source is not None else "<policy>"
         self.base = source.parent if source is not None else Path()
         self.issues: list[ConfigIssue] = []
+        # names of filter lists/actions that exist but failed validation:
+        # a rule referring to one is not reported a second time
+        self.invalid_names: set[str] = set()
 
     # -- problem reporting -------------------------------------------------
 
@@ -139,9 +142,7 @@ class _Loader:
         out: dict[str, Any] = {}
         for name in data:
             if section.key(name) is None:
-                self.problem(
-                    f"{path}.{name}", "unknown key", None, "one of " + ", ".join(section.names)
-                )
+                self.problem(f"{path}.{name}", "unknown key", None, "one of " + ", ".join(section.names))
         for key in section.keys:
             where = f"{path}.{key.name}"
             value = data.get(key.name, _MISSING)
@@ -232,6 +233,14 @@ class _Loader:
         key_exchange = self.key_exchange(self.section(data, "key_exchange"))
         filter_lists = self.filter_lists(data.get("filter_list", []))
         filter_actions = self.filter_actions(data.get("filter_action", []))
+        for section_name, valid in (("filter_list", filter_lists), ("filter_action", filter_actions)):
+            raw = data.get(section_name, [])
+            if isinstance(raw, list):
+                self.invalid_names |= {
+                    item["name"]
+                    for item in raw
+                    if isinstance(item, dict) and isinstance(item.get("name"), str)
+                } - set(valid)
         rules = self.rules(data.get("rule", []), filter_lists, filter_actions)
         if self.issues or local is None or key_exchange is None:
             raise PolicyFileError(self.file, self.issues)
@@ -274,9 +283,7 @@ class _Loader:
             try:
                 addrs.append(ipaddress.ip_address(text))
             except ValueError:
-                self.problem(
-                    f"local.addresses[{i}]", "not an IP address", text, "an IPv4 or IPv6 address"
-                )
+                self.problem(f"local.addresses[{i}]", "not an IP address", text, "an IPv4 or IPv6 address")
         if "addresses" in t and not t["addresses"]:
             self.problem("local.addresses", "empty", [], "at least one address")
         if not t:
@@ -347,9 +354,7 @@ class _Loader:
             if name in out:
                 self.problem(f"{where}.name", "duplicate filter list name", name, "a unique name")
                 continue
-            out[name] = FilterList(
-                name=name, filters=tuple(filters), description=t.get("description", "")
-            )
+            out[name] = FilterList(name=name, filters=tuple(filters), description=t.get("description", ""))
         return out
 
     def filter(self, where: str, raw: dict[str, Any]) -> Filter | None:
@@ -359,11 +364,12 @@ class _Loader:
         proto = self.protocol(f"{where}.protocol", t.get("protocol", "any"))
         sport = self.port(f"{where}.source_port", t.get("source_port", "any"))
         dport = self.port(f"{where}.destination_port", t.get("destination_port", "any"))
-        if None in (src, dst, sport, dport) or proto is False:
-            return None
-        assert src is not None and dst is not None and sport is not None and dport is not None
-        protocol = None if proto is True else int(proto)
-        if protocol not in (6, 17) and not (sport.is_any and dport.is_any):
+        protocol = None if proto is True or proto is False else int(proto)
+        if (
+            proto is not False
+            and protocol not in (6, 17)
+            and not all(p is None or p.is_any for p in (sport, dport))
+        ):
             self.problem(
                 f"{where}.protocol",
                 "ports are given but the protocol has none",
@@ -371,10 +377,10 @@ class _Loader:
                 "tcp or udp when source_port/destination_port are set",
             )
             return None
+        if src is None or dst is None or sport is None or dport is None or proto is False:
+            return None
         if src.kind is AddressKind.ME and dst.kind is AddressKind.ME:
-            self.problem(
-                where, "source and destination are both 'me'", None, "a remote address on one side"
-            )
+            self.problem(where, "source and destination are both 'me'", None, "a remote address on one side")
             return None
         fam = {a.network.version for a in (src, dst) if a.network is not None}
         if len(fam) > 1:
@@ -385,9 +391,7 @@ class _Loader:
                 "both IPv4 or both IPv6",
             )
             return None
-        return Filter(
-            src, dst, protocol, sport, dport, t.get("mirrored", True), t.get("description", "")
-        )
+        return Filter(src, dst, protocol, sport, dport, t.get("mirrored", True), t.get("description", ""))
 
     def address(self, where: str, text: str | None) -> Address | None:
         if text is None:
@@ -409,9 +413,7 @@ class _Loader:
                 return None
         labels = low.rstrip(".").split(".")
         if len(low) > 253 or not all(_DNS_LABEL.match(label) for label in labels):
-            self.problem(
-                where, "not an address, subnet or DNS name", text, "me | any | IP | CIDR | DNS name"
-            )
+            self.problem(where, "not an address, subnet or DNS name", text, "me | any | IP | CIDR | DNS name")
             return None
         return Address(AddressKind.DNS, dns_name=low.rstrip("."))
 
@@ -463,9 +465,7 @@ class _Loader:
         for where, item in self.list_of(raw, "filter_action"):
             t = self.table(item, where, SECTIONS["filter_action"])
             methods: list[SecurityMethod] = []
-            for mwhere, mraw in self.list_of(
-                t.get("security_method", []), f"{where}.security_method"
-            ):
+            for mwhere, mraw in self.list_of(t.get("security_method", []), f"{where}.security_method"):
                 m = self.security_method(mwhere, mraw)
                 if m is not None:
                     methods.append(m)
@@ -540,9 +540,7 @@ class _Loader:
 
     # -- rules -------------------------------------------------------------
 
-    def rules(
-        self, raw: Any, lists: dict[str, FilterList], actions: dict[str, FilterAction]
-    ) -> list[Rule]:
+    def rules(self, raw: Any, lists: dict[str, FilterList], actions: dict[str, FilterAction]) -> list[Rule]:
         out: list[Rule] = []
         names: set[str] = set()
         for where, item in self.list_of(raw, "rule"):
@@ -550,14 +548,14 @@ class _Loader:
             fl_name, fa_name = t.get("filter_list"), t.get("filter_action")
             fl = lists.get(fl_name) if fl_name is not None else None
             fa = actions.get(fa_name) if fa_name is not None else None
-            if fl_name is not None and fl is None:
+            if fl_name is not None and fl is None and fl_name not in self.invalid_names:
                 self.problem(
                     f"{where}.filter_list",
                     "no [[filter_list]] has this name",
                     fl_name,
                     "one of " + (", ".join(lists) or "(none defined)"),
                 )
-            if fa_name is not None and fa is None:
+            if fa_name is not None and fa is None and fa_name not in self.invalid_names:
                 self.problem(
                     f"{where}.filter_action",
                     "no [[filter_action]] has this name",
@@ -565,9 +563,7 @@ class _Loader:
                     "one of " + (", ".join(actions) or "(none defined)"),
                 )
             auth: list[AuthMethod] = []
-            for awhere, araw in self.list_of(
-                t.get("authentication", []), f"{where}.authentication"
-            ):
+            for awhere, araw in self.list_of(t.get("authentication", []), f"{where}.authentication"):
                 a = self.auth(awhere, araw)
                 if a is not None:
                     auth.append(a)
@@ -655,9 +651,7 @@ class _Loader:
         if method == "certificate":
             cert, key = t.get("certificate"), t.get("private_key")
             if (cert is None) != (key is None):
-                self.problem(
-                    where, "certificate and private_key go together", None, "both or neither"
-                )
+                self.problem(where, "certificate and private_key go together", None, "both or neither")
                 return None
             return CertificateAuth(
                 ca=self.path_of(t["ca"]),
