@@ -262,9 +262,7 @@ class _Resolver:
         return self.names.get(_dns_key(address.dns_name), ())
 
 
-def _unresolved_reason(
-    ref: FilterRef, resolver: _Resolver
-) -> tuple[UnresolvedReason, str] | None:
+def _unresolved_reason(ref: FilterRef, resolver: _Resolver) -> tuple[UnresolvedReason, str] | None:
     """Why ``ref``'s filter yields no entry, or ``None`` if it yields some."""
     f = ref.filter
     ends = (f.source, f.destination)
@@ -287,9 +285,7 @@ def _selectors(f: Filter, resolver: _Resolver) -> list[tuple[Selector, bool]]:
     sources, destinations = resolver.networks(f.source), resolver.networks(f.destination)
     for mirrored in (False, True) if f.mirrored else (False,):
         srcs, dsts = (destinations, sources) if mirrored else (sources, destinations)
-        sp, dp = (
-            (f.destination_port, f.source_port) if mirrored else (f.source_port, f.destination_port)
-        )
+        sp, dp = (f.destination_port, f.source_port) if mirrored else (f.source_port, f.destination_port)
         for s in srcs:
             for d in dsts:
                 if s.version == d.version:
@@ -323,9 +319,7 @@ class Spd:
 
     __slots__ = ("_tiers", "entries", "policy", "unresolved")
 
-    def __init__(
-        self, policy: Policy, resolve: Mapping[str, Sequence[IpAddress]] | None = None
-    ) -> None:
+    def __init__(self, policy: Policy, resolve: Mapping[str, Sequence[IpAddress]] | None = None) -> None:
         self.policy = policy
         resolver = _Resolver(policy, resolve or {})
         keyed: list[tuple[tuple[int, bool, int, int, int, int, bool], Selector, FilterRef]] = []
@@ -362,9 +356,7 @@ class Spd:
             proto_set = sel.protocol is not None
             shape = shapes.get((src_len, dst_len, proto_set))
             if shape is None:
-                shape = shapes[src_len, dst_len, proto_set] = _Shape(
-                    bits, src_len, dst_len, proto_set
-                )
+                shape = shapes[src_len, dst_len, proto_set] = _Shape(bits, src_len, dst_len, proto_set)
             proto = _ANY_PROTOCOL if sel.protocol is None else sel.protocol
             key = (
                 (int(sel.source.network_address) << shape.shift)
