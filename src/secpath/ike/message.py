@@ -1,0 +1,309 @@
+"""IKEv2 messages: the header (RFC 7296 §3.1), the payload chain (§3.2), the
+Encrypted payload (§3.14) and the Encrypted Fragment payload (RFC 7383 §2.5).
+
+Pure functions:
+
+- :func:`encode_message` / :func:`decode_message`: a whole datagram.  With
+  ``Message.encrypted`` the payloads travel inside one SK payload sealed by
+  a :class:`~secpath.crypto.sk.SkCipher`.
+- :func:`decode_header`: the 28-byte header alone (SPIs, exchange, IDs), to
+  find the IKE SA before decrypting.
+- An SKF datagram decodes to a :class:`Message` whose ``fragment`` holds
+  the decrypted piece; :mod:`secpath.ike.fragment` reassembles them.
+
+Decoders raise only :class:`~secpath.errors.ParseError` (its subclass
+:class:`~secpath.crypto.sk.IntegrityError` when an ICV fails: drop silently,
+RFC 7296 §2.21.1).  An unknown payload with the Critical bit set is kept as
+an :class:`UnknownPayload` and listed in :attr:`Message.unknown_critical`: the
+engine answers UNSUPPORTED_CRITICAL_PAYLOAD (§2.5).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from secpath._wire import Reader
+from secpath.crypto.sk import SkCipher
+from secpath.errors import LocalError, ParseError
+from secpath.ike.constants import IKE_HEADER_BYTES, HeaderFlag, NotifyType, PayloadType
+from secpath.ike.payloads import (
+    NotifyPayload,
+    Payload,
+    UnknownPayload,
+    decode_payload_body,
+    encode_payload_body,
+)
+
+__all__ = [
+    "MAX_PAYLOADS",
+    "Fragment",
+    "Header",
+    "Message",
+    "decode_header",
+    "decode_message",
+    "decode_payload_chain",
+    "encode_header",
+    "encode_message",
+    "encode_payload_chain",
+    "seal_payloads",
+]
+
+Rng = Callable[[int], bytes]
+P = TypeVar("P")
+
+MAX_PAYLOADS = 128  # bound on the payloads of one message
+_HEADER = struct.Struct("!8s8sBBBBII")
+_CRITICAL = 0x80  # RFC 7296 §3.2: C bit
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The IKE header (RFC 7296 §3.1) without Next Payload and Length, which
+    the encoder computes."""
+
+    spi_i: bytes
+    spi_r: bytes
+    exchange_type: int
+    message_id: int
+    initiator: bool  # I flag: sent by the original initiator of the IKE SA
+    response: bool  # R flag
+    major_version: int = 2
+    minor_version: int = 0
+    version_flag: bool = False  # V flag: MUST be 0 in IKEv2
+
+    @property
+    def flags(self) -> int:
+        return (
+            (HeaderFlag.INITIATOR if self.initiator else 0)
+            | (HeaderFlag.RESPONSE if self.response else 0)
+            | (HeaderFlag.VERSION if self.version_flag else 0)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """The decrypted content of one Encrypted Fragment payload (RFC 7383 §2.5).
+
+    ``first_payload`` is the Next Payload of the SKF payload: the type of the
+    first inner payload in fragment 1, zero in the others.
+    """
+
+    number: int
+    total: int
+    first_payload: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One IKE message.  ``encrypted``: the payloads are (or were) carried in
+    an SK payload (or SKF fragments).  ``fragment`` is set only for a decoded
+    SKF datagram, whose ``payloads`` are then the ones before the SKF."""
+
+    header: Header
+    payloads: tuple[Payload, ...]
+    encrypted: bool = False
+    fragment: Fragment | None = None
+
+    def get(self, cls: type[P]) -> P | None:
+        """The first payload of class ``cls``, or ``None``."""
+        for p in self.payloads:
+            if isinstance(p, cls):
+                return p
+        return None
+
+    def all(self, cls: type[P]) -> tuple[P, ...]:
+        """Every payload of class ``cls``, in order."""
+        return tuple(p for p in self.payloads if isinstance(p, cls))
+
+    def notify(self, notify_type: int) -> NotifyPayload | None:
+        """The first Notify payload of ``notify_type``, or ``None``."""
+        for p in self.payloads:
+            if isinstance(p, NotifyPayload) and p.notify_type == notify_type:
+                return p
+        return None
+
+    @property
+    def unknown_critical(self) -> tuple[int, ...]:
+        """Types of unrecognised payloads with the Critical bit set (RFC 7296
+        §2.5): if not empty, reject the message with UNSUPPORTED_CRITICAL_PAYLOAD
+        carrying the first type as its one-byte data."""
+        return tuple(
+            p.payload_type for p in self.payloads if isinstance(p, UnknownPayload) and p.critical
+        )
+
+    def unsupported_critical_notify(self) -> NotifyPayload | None:
+        """The Notify payload that answers :attr:`unknown_critical`, if any."""
+        critical = self.unknown_critical
+        if not critical:
+            return None
+        return NotifyPayload(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, bytes((critical[0],)))
+
+
+# --- header --------------------------------------------------------------------
+
+
+def encode_header(header: Header, next_payload: int, length: int) -> bytes:
+    """The 28 header bytes (RFC 7296 §3.1)."""
+    if len(header.spi_i) != 8 or len(header.spi_r) != 8:
+        raise LocalError("IKE SPIs are 8 bytes")
+    if not 0 <= header.message_id <= 0xFFFFFFFF:
+        raise LocalError("message ID does not fit in 32 bits")
+    version = (header.major_version << 4) | header.minor_version
+    return _HEADER.pack(
+        header.spi_i, header.spi_r, next_payload, version, header.exchange_type,
+        header.flags, header.message_id, length,
+    )
+
+
+def _decode_header(data: bytes) -> tuple[Header, int, int]:
+    r = Reader(data, "IKE header")
+    spi_i = r.bytes(8, "initiator SPI")
+    spi_r = r.bytes(8, "responder SPI")
+    next_payload = r.u8("next payload")
+    version = r.u8("version")
+    exchange_type = r.u8("exchange type")
+    flags = r.u8("flags")
+    message_id = r.u32("message ID")
+    length = r.u32("length")
+    header = Header(
+        spi_i, spi_r, exchange_type, message_id,
+        initiator=bool(flags & HeaderFlag.INITIATOR),
+        response=bool(flags & HeaderFlag.RESPONSE),
+        major_version=version >> 4,
+        minor_version=version & 0x0F,
+        version_flag=bool(flags & HeaderFlag.VERSION),
+    )
+    return header, next_payload, length
+
+
+def decode_header(data: bytes) -> Header:
+    """Parse the IKE header only; ParseError if ``data`` is shorter than 28
+    bytes or its Length field disagrees with ``len(data)``."""
+    header, _, length = _decode_header(data)
+    if length != len(data):
+        raise ParseError(f"IKE header: Length {length}, datagram has {len(data)} bytes")
+    return header
+
+
+# --- payload chains ----------------------------------------------------------------
+
+
+def encode_payload_chain(payloads: Sequence[Payload], last_next: int = 0) -> tuple[int, bytes]:
+    """``(type of the first payload, the chain's bytes)``; the last payload's
+    Next Payload is ``last_next`` (the SK payload's type when it follows)."""
+    if not payloads:
+        return last_next, b""
+    parts: list[bytes] = []
+    for i, payload in enumerate(payloads):
+        body = encode_payload_body(payload)
+        nxt = payloads[i + 1].payload_type if i + 1 < len(payloads) else last_next
+        critical = _CRITICAL if isinstance(payload, UnknownPayload) and payload.critical else 0
+        if 4 + len(body) > 0xFFFF:
+            raise LocalError(f"{type(payload).__name__} exceeds 65535 bytes")
+        parts.append(struct.pack("!BBH", nxt, critical, 4 + len(body)) + body)
+    return payloads[0].payload_type, b"".join(parts)
+
+
+def decode_payload_chain(first: int, data: bytes) -> tuple[Payload, ...]:
+    """Parse a chain of payloads that must end exactly at the end of ``data``
+    and must not contain SK or SKF (an inner chain)."""
+    payloads, tail = _walk(first, Reader(data, "payloads"))
+    if tail is not None:
+        raise ParseError(f"payload type {tail[0]} is not allowed inside an encrypted payload")
+    return payloads
+
+
+def _walk(first: int, r: Reader) -> tuple[tuple[Payload, ...], tuple[int, int, int] | None]:
+    """Walk generic headers.  Stops at SK/SKF and returns ``(its type, its
+    Next Payload, its length)`` with ``r`` positioned after its 4-byte header."""
+    payloads: list[Payload] = []
+    ptype = first
+    while ptype != PayloadType.NONE:
+        if len(payloads) >= MAX_PAYLOADS:
+            raise ParseError(f"more than {MAX_PAYLOADS} payloads")
+        nxt = r.u8("next payload")
+        critical = bool(r.u8("flags") & _CRITICAL)
+        length = r.u16("payload length")
+        if length < 4:
+            raise ParseError(f"payload length {length} < 4")
+        if ptype in (PayloadType.SK, PayloadType.SKF):
+            return tuple(payloads), (ptype, nxt, length)
+        payloads.append(decode_payload_body(ptype, r.bytes(length - 4, "payload body"), critical))
+        ptype = nxt
+    r.expect_end()
+    return tuple(payloads), None
+
+
+# --- messages ----------------------------------------------------------------------
+
+
+def encode_message(message: Message, sk: SkCipher | None = None, rng: Rng | None = None) -> bytes:
+    """The datagram for ``message``.  When ``message.encrypted``, every payload
+    goes inside one SK payload (RFC 7296 §3.14) sealed with ``sk`` and an IV
+    from ``rng``."""
+    if message.fragment is not None:
+        raise LocalError("encode fragments with secpath.ike.fragment.encode_fragments")
+    if not message.encrypted:
+        first, chain = encode_payload_chain(message.payloads)
+        return encode_header(message.header, first, IKE_HEADER_BYTES + len(chain)) + chain
+    if sk is None or rng is None:
+        raise LocalError("an encrypted message needs an SkCipher and an rng")
+    first, inner = encode_payload_chain(message.payloads)
+    return seal_payloads(message.header, PayloadType.SK, first, inner, sk=sk, rng=rng)
+
+
+def seal_payloads(
+    header: Header,
+    payload_type: int,
+    first: int,
+    inner: bytes,
+    *,
+    sk: SkCipher,
+    rng: Rng,
+    extra: bytes = b"",
+) -> bytes:
+    """Header | SK or SKF generic header | ``extra`` (SKF fragment fields) |
+    IV | sealed ``inner`` | ICV, all lengths final before sealing."""
+    sk_len = 4 + len(extra) + sk.sealed_length(len(inner))
+    if sk_len > 0xFFFF:
+        raise LocalError("encrypted payload exceeds 65535 bytes: fragment it")
+    prefix = encode_header(header, payload_type, IKE_HEADER_BYTES + sk_len) \
+        + struct.pack("!BBH", first, 0, sk_len) + extra
+    return prefix + sk.seal(prefix, inner, rng)
+
+
+def decode_message(data: bytes, sk: SkCipher | None = None) -> Message:
+    """Parse a datagram.  An SK or SKF payload is verified and decrypted with
+    ``sk`` (the peer's direction); without ``sk`` it is a ParseError."""
+    header, first, length = _decode_header(data)
+    if header.major_version > 2:
+        # RFC 7296 §2.5: answered with INVALID_MAJOR_VERSION
+        raise ParseError(
+            f"IKE major version {header.major_version}", notify=NotifyType.INVALID_MAJOR_VERSION
+        )
+    if length != len(data):
+        raise ParseError(f"IKE header: Length {length}, datagram has {len(data)} bytes")
+    r = Reader(data, "IKE message")
+    r.bytes(IKE_HEADER_BYTES, "header")
+    outer, tail = _walk(first, r)
+    if tail is None:
+        return Message(header, outer)
+    ptype, inner_first, sk_length = tail
+    if sk is None:
+        raise ParseError("encrypted payload received without IKE SA keys")
+    start = r.position - 4
+    if start + sk_length != len(data):
+        raise ParseError("the encrypted payload must be the last payload (RFC 7296 §3.14)")
+    if ptype == PayloadType.SKF:
+        number = r.u16("fragment number")
+        total = r.u16("total fragments")
+        if not 1 <= number <= total:
+            raise ParseError(f"fragment {number} of {total}")
+        plain = sk.open(data[: r.position], data[r.position :])
+        return Message(header, outer, True, Fragment(number, total, inner_first, plain))
+    plain = sk.open(data[: r.position], data[r.position :])
+    return Message(header, outer + decode_payload_chain(inner_first, plain), True)
