@@ -644,8 +644,8 @@ class _Loader:
             )
             return None
         t = self.table(raw, where, section)
-        if len(t) < sum(1 for k in section.keys if k.required):
-            return None
+        if any(k.required and k.name not in t for k in section.keys):
+            return None  # reported by table()
         if method == "psk":
             return PskAuth(secret_file=self.path_of(t["secret_file"]))
         if method == "certificate":
