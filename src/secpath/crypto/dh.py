@@ -123,6 +123,7 @@ _OID_DH_KEY_AGREEMENT = bytes.fromhex("06092a864886f70d010301")
 # RFC 7296 §2.12 / RFC 8247 §2.4: twice the group's strength is enough for the
 # private exponent; 64 bytes covers every MODP group here (up to 4096-bit).
 _MODP_EXPONENT_BYTES = 64
+_ECP_DRAWS = 64  # a draw fails with probability < 2^-32 for P-256, far less for the others
 
 
 def _der(tag: int, body: bytes) -> bytes:
@@ -241,9 +242,18 @@ def generate_dh(group: int, rng: Rng, *, allow_group1: bool = False) -> DhPrivat
     if group in _CURVES:
         curve = _CURVES[group]
         size = (curve.key_size + 7) // 8
-        # reduce into [1, 2^(bits-1)]: below the order of P-256/P-384/P-521
-        scalar = int.from_bytes(rng(size + 8), "big") % (1 << (curve.key_size - 1)) + 1
-        ec_key = ec.derive_private_key(scalar, curve)
+        # RFC 5903 §7 / FIPS 186-4 B.4.2 (testing candidates): a scalar of the
+        # curve's bit length, drawn again while OpenSSL rejects it (0 or >= order)
+        mask = (1 << curve.key_size) - 1
+        for _ in range(_ECP_DRAWS):
+            scalar = int.from_bytes(rng(size), "big") & mask
+            try:
+                ec_key = ec.derive_private_key(scalar, curve)
+                break
+            except ValueError:
+                continue
+        else:
+            raise LocalError("rng gave no valid ECP private key")
         point = ec_key.public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
