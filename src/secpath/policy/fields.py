@@ -181,9 +181,7 @@ SECTIONS: dict[str, Section] = {
                     minimum=0,
                     maximum=255,
                 ),
-                Key(
-                    "source_port", "int_or_str", _PORT_HELP, default="any", minimum=0, maximum=65535
-                ),
+                Key("source_port", "int_or_str", _PORT_HELP, default="any", minimum=0, maximum=65535),
                 Key(
                     "destination_port",
                     "int_or_str",
@@ -348,9 +346,7 @@ AUTH_KEYS: dict[str, Section] = {
         "Preshared key (testing only: weak, stored in plain text).",
         (
             Key("method", "str", "psk", required=True, choices=("psk",)),
-            Key(
-                "secret_file", "str", "File holding the key (never the key inline).", required=True
-            ),
+            Key("secret_file", "str", "File holding the key (never the key inline).", required=True),
         ),
         is_list=True,
     ),

@@ -117,9 +117,7 @@ class PortRange:
 
     def __post_init__(self) -> None:
         if not 0 <= self.low <= self.high <= 65535:
-            raise LocalError(
-                f"PortRange: need 0 <= low <= high <= 65535, got {self.low}-{self.high}"
-            )
+            raise LocalError(f"PortRange: need 0 <= low <= high <= 65535, got {self.low}-{self.high}")
 
     @property
     def is_any(self) -> bool:
@@ -157,9 +155,7 @@ class Filter:
     def __post_init__(self) -> None:
         if self.protocol is not None and not 0 <= self.protocol <= 255:
             raise LocalError(f"Filter: protocol must be 0-255, got {self.protocol}")
-        if self.protocol not in (6, 17) and not (
-            self.source_port.is_any and self.destination_port.is_any
-        ):
+        if self.protocol not in (6, 17) and not (self.source_port.is_any and self.destination_port.is_any):
             raise LocalError("Filter: ports can be given only for tcp (6) or udp (17)")
 
 
