@@ -112,6 +112,8 @@ class Deployment:
     profile: Literal["modern", "guide"] = "modern"
     authentication: AuthKind = AuthKind.KERBEROS
     ca: str = "pki/ca.pem"  # CA certificate for certificate paths, relative to each policy
+    # the CA's subject name, as Windows (netsh rootca=, -Authority) names a root CA
+    ca_subject: str = "CN=secpath deployment CA"
     pki_dir: str = "pki"
     secrets_dir: str = "secrets"
 

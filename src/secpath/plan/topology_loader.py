@@ -45,7 +45,8 @@ _AUTHS = " | ".join(a.value for a in AuthKind)
 
 _KEYS = {
     "top": {"deployment", "site", "server", "isolation"},
-    "deployment": {"name", "domain", "profile", "authentication", "ca", "pki_dir", "secrets_dir"},
+    "deployment": {"name", "domain", "profile", "authentication", "ca", "ca_subject", "pki_dir",
+                   "secrets_dir"},
     "site": {"name", "behind_nat", "public_address", "gateway", "wan_interface", "subnets"},
     "server": {"name", "role", "side", "tier", "site", "visible", "private", "pair",
                "unified_cm", "domain", "authentication", "nat_address"},
@@ -230,12 +231,17 @@ def _deployment(r: _Reader, data: Mapping[str, Any]) -> Deployment | None:
                     choices=tuple(a.value for a in AuthKind), rule=_AUTHS) or "kerberos"
     paths = {k: r.string(t, k, "deployment", required=False, rule="a relative path")
              for k in ("ca", "pki_dir", "secrets_dir")}
+    ca_subject = r.string(t, "ca_subject", "deployment", required=False,
+                          pattern=re.compile(r'^[^"%]+$'),
+                          rule="the CA's distinguished name, e.g. 'CN=Example Root CA, "
+                               "DC=example, DC=com' (no quote or percent sign)")
     if name is None or domain is None:
         return None
     return Deployment(
         name, domain, "guide" if profile == "guide" else "modern", AuthKind(auth),
         ca=paths["ca"] or "pki/ca.pem", pki_dir=paths["pki_dir"] or "pki",
         secrets_dir=paths["secrets_dir"] or "secrets",
+        ca_subject=ca_subject or "CN=secpath deployment CA",
     )
 
 
