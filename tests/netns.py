@@ -1,0 +1,65 @@
+"""Network namespaces for tests: created by the test, always removed.
+
+Tests that need them are skipped only when not root *and* ``CI`` is unset
+(CI runs as root and must run them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+IS_ROOT = os.geteuid() == 0
+IN_CI = bool(os.environ.get("CI"))
+
+needs_root = pytest.mark.skipif(
+    not IS_ROOT and not IN_CI,
+    reason="needs root for network namespaces (not root and CI unset; CI runs these as root)",
+)
+
+
+def run(argv: Sequence[str], *, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), check=check, capture_output=True, text=True, timeout=timeout)
+
+
+def run_in(
+    ns: str, argv: Sequence[str], *, check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return run(["ip", "netns", "exec", ns, *argv], check=check, timeout=timeout)
+
+
+@contextlib.contextmanager
+def namespaces(*roles: str) -> Iterator[dict[str, str]]:
+    """Fresh namespaces named ``sp-<role>-<random>``, loopback up; deleted on exit."""
+    tag = uuid.uuid4().hex[:6]
+    names = {role: f"sp-{role}-{tag}" for role in roles}
+    created: list[str] = []
+    try:
+        for name in names.values():
+            run(["ip", "netns", "add", name])
+            created.append(name)
+            run_in(name, ["ip", "link", "set", "lo", "up"])
+        yield names
+    finally:
+        for name in created:
+            # processes left in the namespace die with it only if killed: do so
+            pids = run(["ip", "netns", "pids", name], check=False).stdout.split()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), 9)
+            run(["ip", "netns", "del", name], check=False)
+
+
+def veth(ns_a: str, addr_a: str, ns_b: str, addr_b: str, *, tag: str = "") -> None:
+    """A veth pair between two namespaces with addresses (CIDR notation)."""
+    tag = tag or uuid.uuid4().hex[:4]
+    a, b = f"va{tag}", f"vb{tag}"
+    run(["ip", "link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", ns_b])
+    for ns, dev, addr in ((ns_a, a, addr_a), (ns_b, b, addr_b)):
+        run_in(ns, ["ip", "addr", "add", addr, "dev", dev])
+        run_in(ns, ["ip", "link", "set", dev, "up"])
