@@ -34,7 +34,14 @@ from secpath.policy.model import (
     Rule,
 )
 
-__all__ = ["CommunicationPath", "Plan", "path_authentication", "plan_deployment"]
+__all__ = [
+    "CommunicationPath",
+    "Plan",
+    "auth_method_for",
+    "path_authentication",
+    "plan_deployment",
+    "server_title",
+]
 
 REQUIRE_SECURITY = "require-security"
 
@@ -117,14 +124,16 @@ def _communication_path(topology: Topology, key: PathKey) -> CommunicationPath:
                              key.row.key, key.row.guide, a_addr, b_addr, a_seen, b_seen)
 
 
-def _auth_method(topology: Topology, path: CommunicationPath, own: Server) -> AuthMethod:
+def auth_method_for(topology: Topology, kind: AuthKind, own: Server, rule: str) -> AuthMethod:
+    """The authentication entry of ``own``'s rule: Kerberos in the domain's realm,
+    ``own``'s certificate and key under ``pki_dir``, or the rule's key file."""
     d = topology.deployment
-    if path.authentication is AuthKind.KERBEROS:
+    if kind is AuthKind.KERBEROS:
         return KerberosAuth(realm=d.domain.upper())
-    if path.authentication is AuthKind.CERTIFICATE:
+    if kind is AuthKind.CERTIFICATE:
         return CertificateAuth(ca=Path(d.ca), certificate=Path(f"{d.pki_dir}/{own.name}.pem"),
                                private_key=Path(f"{d.pki_dir}/{own.name}.key"))
-    return PskAuth(secret_file=Path(f"{d.secrets_dir}/{path.rule}.psk"))
+    return PskAuth(secret_file=Path(f"{d.secrets_dir}/{rule}.psk"))
 
 
 def _host(address: IpAddress) -> Address:
@@ -154,8 +163,9 @@ def _policy(topology: Topology, profile: Profile, server: Server,
             (Filter(_host(own), _host(peer_address), None, mirrored=True),),
             description=f"{server.name} <-> {peer.name}, {path.network.value} path",
         )
+        auth = auth_method_for(topology, path.authentication, server, path.rule)
         rules.append(Rule(
-            path.rule, filter_list, action, (_auth_method(topology, path, server),),
+            path.rule, filter_list, action, (auth,),
             ConnectionType.ALL, None, peer=peer_address, remote_id=topology.fqdn(peer),
         ))
     addresses = tuple(a for a in (server.visible, server.private) if a is not None)
