@@ -1,0 +1,106 @@
+"""Diffie-Hellman known-answer tests.
+
+- RFC 5903 §8.1, §8.2, §8.3: ECP groups 19, 20, 21; the KE payload carries
+  g^i as x | y (RFC 5903 §7) and the shared secret is the x coordinate of g^ir.
+- RFC 7748 §6.1: X25519 (group 31, RFC 8031 §2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from secpath.crypto.dh import generate_dh
+
+
+def _fixed(value: bytes) -> Callable[[int], bytes]:
+    """An rng that returns ``value`` once (the private key under test)."""
+
+    def rng(n: int) -> bytes:
+        assert n == len(value), (n, len(value))
+        return value
+
+    return rng
+
+
+# (group, i, g^i x, g^i y, r, g^r x, g^r y, g^ir x)
+RFC5903 = [
+    pytest.param(
+        19,
+        "C88F01F510D9AC3F70A292DAA2316DE544E9AAB8AFE84049C62A9C57862D1433",
+        "DAD0B65394221CF9B051E1FECA5787D098DFE637FC90B9EF945D0C3772581180",
+        "5271A0461CDB8252D61F1C456FA3E59AB1F45B33ACCF5F58389E0577B8990BB3",
+        "C6EF9C5D78AE012A011164ACB397CE2088685D8F06BF9BE0B283AB46476BEE53",
+        "D12DFB5289C8D4F81208B70270398C342296970A0BCCB74C736FC7554494BF63",
+        "56FBF3CA366CC23E8157854C13C58D6AAC23F046ADA30F8353E74F33039872AB",
+        "D6840F6B42F6EDAFD13116E0E12565202FEF8E9ECE7DCE03812464D04B9442DE",
+        id="RFC 5903 §8.1 (group 19, P-256)",
+    ),
+    pytest.param(
+        20,
+        "099F3C7034D4A2C699884D73A375A67F7624EF7C6B3C0F160647B67414DCE655"
+        "E35B538041E649EE3FAEF896783AB194",
+        "667842D7D180AC2CDE6F74F37551F55755C7645C20EF73E31634FE72B4C55EE6"
+        "DE3AC808ACB4BDB4C88732AEE95F41AA",
+        "9482ED1FC0EEB9CAFC4984625CCFC23F65032149E0E144ADA024181535A0F38E"
+        "EB9FCFF3C2C947DAE69B4C634573A81C",
+        "41CB0779B4BDB85D47846725FBEC3C9430FAB46CC8DC5060855CC9BDA0AA2942"
+        "E0308312916B8ED2960E4BD55A7448FC",
+        "E558DBEF53EECDE3D3FCCFC1AEA08A89A987475D12FD950D83CFA41732BC509D"
+        "0D1AC43A0336DEF96FDA41D0774A3571",
+        "DCFBEC7AACF3196472169E838430367F66EEBE3C6E70C416DD5F0C68759DD1FF"
+        "F83FA40142209DFF5EAAD96DB9E6386C",
+        "11187331C279962D93D604243FD592CB9D0A926F422E47187521287E7156C5C4"
+        "D603135569B9E9D09CF5D4A270F59746",
+        id="RFC 5903 §8.2 (group 20, P-384)",
+    ),
+    pytest.param(
+        21,
+        "0037ADE9319A89F4DABDB3EF411AACCCA5123C61ACAB57B5393DCE47608172A0"
+        "95AA85A30FE1C2952C6771D937BA9777F5957B2639BAB072462F68C27A57382D4A52",
+        "0015417E84DBF28C0AD3C278713349DC7DF153C897A1891BD98BAB4357C9ECBE"
+        "E1E3BF42E00B8E380AEAE57C2D107564941885942AF5A7F4601723C4195D176CED3E",
+        "017CAE20B6641D2EEB695786D8C946146239D099E18E1D5A514C739D7CB4A10A"
+        "D8A788015AC405D7799DC75E7B7D5B6CF2261A6A7F1507438BF01BEB6CA3926F9582",
+        "0145BA99A847AF43793FDD0E872E7CDFA16BE30FDC780F97BCCC3F078380201E"
+        "9C677D600B343757A3BDBF2A3163E4C2F869CCA7458AA4A4EFFC311F5CB151685EB9",
+        "00D0B3975AC4B799F5BEA16D5E13E9AF971D5E9B984C9F39728B5E5739735A21"
+        "9B97C356436ADC6E95BB0352F6BE64A6C2912D4EF2D0433CED2B6171640012D9460F",
+        "015C68226383956E3BD066E797B623C27CE0EAC2F551A10C2C724D9852077B87"
+        "220B6536C5C408A1D2AEBB8E86D678AE49CB57091F4732296579AB44FCD17F0FC56A",
+        "01144C7D79AE6956BC8EDB8E7C787C4521CB086FA64407F97894E5E6B2D79B04"
+        "D1427E73CA4BAA240A34786859810C06B3C715A3A8CC3151F2BEE417996D19F3DDEA",
+        id="RFC 5903 §8.3 (group 21, P-521)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("group", "i", "gix", "giy", "r", "grx", "gry", "girx"), RFC5903)
+def test_rfc5903_ecp(
+    group: int, i: str, gix: str, giy: str, r: str, grx: str, gry: str, girx: str
+) -> None:
+    initiator = generate_dh(group, _fixed(bytes.fromhex(i)))
+    responder = generate_dh(group, _fixed(bytes.fromhex(r)))
+    # RFC 5903 §7: the KE payload is x | y
+    assert initiator.public_bytes == bytes.fromhex(gix + giy)
+    assert responder.public_bytes == bytes.fromhex(grx + gry)
+    assert initiator.shared_secret(responder.public_bytes).reveal() == bytes.fromhex(girx)
+    assert responder.shared_secret(initiator.public_bytes).reveal() == bytes.fromhex(girx)
+
+
+# RFC 7748 §6.1
+ALICE_PRIVATE = "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"
+ALICE_PUBLIC = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+BOB_PRIVATE = "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb"
+BOB_PUBLIC = "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"
+SHARED = "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742"
+
+
+def test_rfc7748_x25519() -> None:
+    alice = generate_dh(31, _fixed(bytes.fromhex(ALICE_PRIVATE)))
+    bob = generate_dh(31, _fixed(bytes.fromhex(BOB_PRIVATE)))
+    assert alice.public_bytes.hex() == ALICE_PUBLIC
+    assert bob.public_bytes.hex() == BOB_PUBLIC
+    assert alice.shared_secret(bob.public_bytes).reveal().hex() == SHARED
+    assert bob.shared_secret(alice.public_bytes).reveal().hex() == SHARED
