@@ -56,7 +56,7 @@ def test_modp_primes_match_scapy() -> None:
 
     for number, cls in [(1, groups.modp768), (2, groups.modp1024), (5, groups.modp1536),
                         (14, groups.modp2048), (15, groups.modp3072), (16, groups.modp4096)]:
-        assert _MODP_PRIMES[number] == getattr(cls, "m"), number
+        assert _MODP_PRIMES[number] == cls.m, number  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("group", FAST_GROUPS)
