@@ -16,6 +16,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
+    import secpath.cli.plan  # noqa: F401
     from secpath.cli import check  # noqa: F401  (check, schema)
 
 
