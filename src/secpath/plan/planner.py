@@ -9,6 +9,7 @@ it reaches the peer (through NAT where the peer's site is behind one).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from secpath.plan.profiles import PROFILES, Profile
 from secpath.plan.topology import AuthKind, Network, Role, Server, Topology
 from secpath.policy.model import (
     Address,
+    AddressKind,
     AuthMethod,
     Behavior,
     CertificateAuth,
@@ -136,8 +138,10 @@ def auth_method_for(topology: Topology, kind: AuthKind, own: Server, rule: str) 
     return PskAuth(secret_file=Path(f"{d.secrets_dir}/{rule}.psk"))
 
 
+@functools.lru_cache(maxsize=65536)
 def _host(address: IpAddress) -> Address:
-    return Address.of(str(ipaddress.ip_network(address)))
+    """A one-host filter address (cached: a router's address is in every PG's filter)."""
+    return Address(AddressKind.NETWORK, ipaddress.ip_network(address))
 
 
 def server_title(server: Server) -> str:
