@@ -167,7 +167,8 @@ class _HmacTransform(Transform):
             )
         self._mac = hmac.HMAC(key.reveal(), _HASHES[integrity.hash_name]())
 
-    def _icv(self, *parts: bytes, seq: int) -> bytes:
+    def icv(self, *parts: bytes, seq: int) -> bytes:
+        """The truncated HMAC over ``parts`` (RFC 4868 §2.3, RFC 2404 §3)."""
         mac = self._mac.copy()
         for part in parts:
             mac.update(part)
@@ -176,7 +177,7 @@ class _HmacTransform(Transform):
         return mac.finalize()[: self.icv_bytes]
 
     def _verify(self, packet: bytes, start: int, icv_at: int, end: int, seq: int) -> None:
-        expected = self._icv(packet[start:icv_at], seq=seq)
+        expected = self.icv(packet[start:icv_at], seq=seq)
         if not constant_time.bytes_eq(expected, packet[icv_at:end]):
             raise IntegrityError(f"{self.name}: ICV mismatch")
 
@@ -251,7 +252,7 @@ class NullHmacTransform(_HmacTransform):
         self._init_mac(integrity, integrity_key)
 
     def seal(self, prefix: bytes, seq: int, plaintext: bytes) -> bytes:
-        return b"".join((prefix, plaintext, self._icv(prefix[-8:], plaintext, seq=seq)))
+        return b"".join((prefix, plaintext, self.icv(prefix[-8:], plaintext, seq=seq)))
 
     def open(self, packet: bytes, start: int, end: int, seq: int) -> bytes:
         icv_at = end - self.icv_bytes
