@@ -287,10 +287,6 @@ def _encode_selector(ts: TrafficSelector) -> bytes:
         + _u16(ts.end_port, "end port") + addrs
 
 
-def _spi_and_data(protocol_id: int, spi: bytes, data: bytes) -> bytes:
-    return _u8(protocol_id, "protocol id") + _u8(len(spi), "SPI size") + spi + data
-
-
 def encode_payload_body(payload: Payload) -> bytes:
     """The bytes after the generic payload header (RFC 7296 §3.2)."""
     match payload:
@@ -309,7 +305,9 @@ def encode_payload_body(payload: Payload) -> bytes:
         case NoncePayload(data=data) | VendorIdPayload(data=data) | UnknownPayload(data=data):
             return data
         case NotifyPayload(notify_type=ntype, data=data, protocol_id=proto, spi=spi):
-            return _spi_and_data(proto, spi, _u16(ntype, "notify type") + data)
+            # RFC 7296 §3.10: Protocol ID | SPI Size | Notify Message Type | SPI | data
+            return _u8(proto, "protocol id") + _u8(len(spi), "SPI size") \
+                + _u16(ntype, "notify type") + spi + data
         case DeletePayload(protocol_id=proto, spis=spis):
             size = len(spis[0]) if spis else (0 if proto == ProtocolId.IKE else 4)
             if any(len(s) != size for s in spis):
