@@ -7,8 +7,6 @@ import datetime
 import hashlib
 import hmac
 import ipaddress
-import sys
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -20,10 +18,7 @@ from secpath.errors import LocalError, ParseError, RemoteError
 from secpath.ike import auth
 from secpath.ike.auth import AuthMethod, HashAlgorithm, Identity, IdType
 from secpath.secret import Secret
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sans_io"))
-
-import pki
+from tests.sans_io import pki
 
 
 def prf256(key: bytes, data: bytes) -> bytes:

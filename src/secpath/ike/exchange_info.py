@@ -1,0 +1,117 @@
+"""INFORMATIONAL (RFC 7296 §1.4): Delete of Child SAs and of the IKE SA,
+liveness checks (§2.4), error notifies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from secpath.ike.constants import ExchangeType, NotifyType, ProtocolId
+from secpath.ike.message import Message
+from secpath.ike.payloads import DeletePayload, NotifyPayload, Payload
+from secpath.ike.sa import ChildSa, IkeSa, Request
+from secpath.ike.state import State
+
+__all__ = [
+    "info_request_step",
+    "request_delete_child",
+    "request_delete_ike",
+    "request_delete_spis",
+    "request_dpd",
+]
+
+
+def request_dpd(sa: IkeSa, now: float) -> None:
+    """An empty INFORMATIONAL request: the peer is alive if it answers (§2.4)."""
+    if any(r.kind == "dpd" for r in sa.queue):
+        return
+
+    def on_response(message: Message, now: float) -> None:
+        return  # receiving it (any authenticated response) is the proof of life
+
+    sa.request(Request(ExchangeType.INFORMATIONAL, "dpd", list, on_response), now)
+
+
+def request_delete_child(sa: IkeSa, child: ChildSa, now: float) -> None:
+    """Delete a Child SA pair: we name our inbound SPI (RFC 7296 §1.4.1)."""
+    if child.deleting:
+        return
+    child.deleting = True
+    child.soft_at = float("inf")
+
+    def build() -> list[Payload]:
+        return [DeletePayload(ProtocolId.ESP, (child.inbound_spi.to_bytes(4, "big"),))]
+
+    def on_response(message: Message, now: float) -> None:
+        sa.drop_child(child, "deleted")
+
+    sa.request(Request(ExchangeType.INFORMATIONAL, "delete-child", build, on_response), now)
+
+
+def request_delete_spis(sa: IkeSa, spis: Sequence[bytes], now: float) -> None:
+    """Delete ESP SAs the peer created for us that we refuse (no local state)."""
+    def build() -> list[Payload]:
+        return [DeletePayload(ProtocolId.ESP, tuple(spis))]
+
+    def on_response(message: Message, now: float) -> None:
+        return
+
+    sa.request(Request(ExchangeType.INFORMATIONAL, "delete-child", build, on_response), now)
+
+
+def request_delete_ike(sa: IkeSa, now: float, reason: str = "deleted") -> None:
+    """Delete the IKE SA and, with it, its Child SAs (RFC 7296 §1.4.1)."""
+    if sa.state in (State.DELETING, State.CLOSED) or any(
+        r.kind == "delete-ike" for r in sa.queue
+    ):
+        return
+    silent = sa.state is State.REKEYED
+
+    def build() -> list[Payload]:
+        if sa.state is not State.REKEYED:
+            sa.state = State.DELETING
+        return [DeletePayload(ProtocolId.IKE)]
+
+    def on_response(message: Message, now: float) -> None:
+        sa.close(reason, emit=not silent)
+
+    def on_timeout() -> None:
+        sa.close(reason, emit=not silent)
+
+    # A Delete goes before anything else still queued (§1.4.1)
+    sa.queue.insert(0, Request(ExchangeType.INFORMATIONAL, "delete-ike", build, on_response,
+                               on_timeout))
+    sa.pump(now)
+
+
+def info_request_step(sa: IkeSa, message: Message, now: float) -> None:
+    header = message.header
+    answer: list[Payload] = []
+    for d in message.all(DeletePayload):
+        if d.protocol_id == ProtocolId.IKE:
+            sa.respond(header, [])
+            sa.close("deleted by peer", emit=sa.state is not State.REKEYED)
+            return
+        if d.protocol_id != ProtocolId.ESP:
+            continue
+        ours: list[bytes] = []
+        for raw in d.spis:
+            spi = int.from_bytes(raw, "big")
+            child = next((c for c in sa.children.values() if c.outbound_spi == spi), None)
+            if child is None:
+                continue
+            if not child.deleting:  # §1.4.1: simultaneous deletes are not repeated
+                ours.append(child.inbound_spi.to_bytes(4, "big"))
+            sa.drop_child(child, "deleted by peer")
+        if ours:
+            answer.append(DeletePayload(ProtocolId.ESP, tuple(ours)))
+    for n in message.all(NotifyPayload):
+        if n.notify_type == NotifyType.AUTHENTICATION_FAILED:
+            sa.respond(header, [])
+            sa.fail("peer reports AUTHENTICATION_FAILED", n.notify_type)
+            return
+    sa.respond(header, answer)
+
+
+def info_response_step(sa: IkeSa, message: Message, now: float) -> None:
+    """A response whose request carried no handler: nothing to do."""
+    return
