@@ -132,7 +132,7 @@ def _rule(policy: Policy, rule: Rule, auth_sets: dict[str, str], qm_sets: dict[s
                          f"-Direction Inbound -Action Block {_match(f)} | Out-Null")
             continue
         if action.behavior is Behavior.PERMIT:
-            lines.append(f"New-NetIPsecRule -Name {_q(name)} -DisplayName {display} "
+            lines.append(f"New-NetIPsecRule -IPsecRuleName {_q(name)} -DisplayName {display} "
                          f"-InboundSecurity None -OutboundSecurity None {_match(f)} | Out-Null")
             continue
         auth_set = auth_sets[rule.name]
@@ -149,7 +149,8 @@ def _rule(policy: Policy, rule: Rule, auth_sets: dict[str, str], qm_sets: dict[s
                      f"-MainModeCryptoSet {_q(mm_set)} -Phase1AuthSet {_q(auth_set)} "
                      f"-LocalAddress {_address(f.source)} "
                      f"-RemoteAddress {_address(f.destination)} | Out-Null")
-        lines.append(f"New-NetIPsecRule -Name {_q(name)} -DisplayName {display} -Mode {mode} "
+        lines.append(f"New-NetIPsecRule -IPsecRuleName {_q(name)} -DisplayName {display} "
+                     f"-Mode {mode} "
                      f"-InboundSecurity {inbound} -OutboundSecurity {security} "
                      f"-QuickModeCryptoSet {_q(qm_sets[action.name])} "
                      f"-Phase1AuthSet {_q(auth_set)} -KeyModule Default "
