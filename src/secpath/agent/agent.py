@@ -1,0 +1,722 @@
+"""The policy agent (see the package docstring)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal
+
+from secpath.agent.packets import outer_udp_header, packet_info, strip_outer_udp
+from secpath.errors import LocalError
+from secpath.esp import (
+    EspDrop,
+    HardLifetimeExpired,
+    IntegrityError,
+    Lifetime,
+    LifetimeExpiredError,
+    PaddingError,
+    ReplayError,
+    SecurityAssociation,
+    SecurityAssociationDatabase,
+    SequenceOverflowError,
+    SoftLifetimeExpired,
+    UnknownSpiError,
+)
+from secpath.esp.errors import DecryptError, EspParseError, NatKeepalive, NonEspMarker
+from secpath.esp.udp import NAT_KEEPALIVE, NAT_T_PORT, UdpPayload, classify_udp_payload
+from secpath.ike.config import Credentials, IkeConfig, Timing
+from secpath.ike.constants import NotifyType
+from secpath.ike.credentials import load_credentials
+from secpath.ike.engine import IkeEngine
+from secpath.ike.events import (
+    ChildSaDeleted,
+    ChildSaFailed,
+    ChildSaInstalled,
+    ChildSaRekeyed,
+    EspSaParameters,
+    Event,
+    IkeSaDeleted,
+    IkeSaEstablished,
+    IkeSaFailed,
+    IkeSaRekeyed,
+)
+from secpath.ike.selectors import TrafficSelector
+from secpath.monitor.stats import Statistics
+from secpath.policy.model import Behavior, IpAddress, Policy, Rule
+from secpath.policy.spd import Direction, Spd
+
+__all__ = ["AgentEvent", "ChildInfo", "Outgoing", "PolicyAgent", "RuleState"]
+
+IKE_PORT = 500
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """Something to put on the network.
+
+    ``source_port`` 500 or 4500 with ``destination`` (address, port): a UDP
+    datagram (IKE, ESP-in-UDP, NAT keepalive).  ``source_port`` 0: a whole
+    IP packet for a raw socket (clear text, or ESP as IP protocol 50), and
+    ``destination`` is (address, 0).
+    """
+
+    data: bytes
+    destination: Address
+    source_port: int
+
+
+class RuleState(Enum):
+    DOWN = "down"
+    NEGOTIATING = "negotiating"
+    UP = "up"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEvent:
+    """What the agent did, for the negotiation log and the monitor.
+
+    ``kind``: "ike-up", "ike-down", "ike-failed", "child-up", "child-rekeyed",
+    "child-down", "child-failed", "dropped", "fallback", "acquire".
+    """
+
+    kind: str
+    rule: str | None
+    peer: str | None
+    detail: str
+    ike_event: Event | None = None
+
+
+@dataclass(slots=True)
+class ChildInfo:
+    """One installed Child SA pair, as the status command shows it."""
+
+    rule: str
+    ike_sa: int
+    handle: int  # our inbound SPI
+    peer: str
+    inbound: SecurityAssociation
+    outbound: SecurityAssociation
+    parameters: EspSaParameters  # outbound parameters (transform, mode, encapsulation)
+    local_ts: tuple[TrafficSelector, ...]
+    remote_ts: tuple[TrafficSelector, ...]
+    installed_at: float
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Packets waiting for a negotiation (the acquire queue)."""
+
+    rule: Rule
+    peer: str
+    deadline: float
+    packets: deque[bytes] = field(default_factory=deque)
+    ike_sa: int = 0
+
+
+def _in_selectors(address: IpAddress, selectors: Sequence[TrafficSelector]) -> bool:
+    return any(
+        ts.start.version == address.version and int(ts.start) <= int(address) <= int(ts.end)
+        for ts in selectors
+    )
+
+
+class PolicyAgent:
+    """All IPsec state of one host, driven by the caller's I/O.
+
+    Inputs: :meth:`send_packet` (an outbound IP packet from the host),
+    :meth:`receive_datagram` (UDP on 500/4500), :meth:`receive_packet` (a
+    whole IP packet from the network: clear text or raw ESP),
+    :meth:`handle_timer`, :meth:`initiate`, :meth:`terminate`.
+    Outputs: :meth:`transmit` (what to send), :meth:`deliver` (packets for
+    the host), :meth:`next_event`, :meth:`next_timer`.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        rng: Callable[[int], bytes],
+        *,
+        credentials: Mapping[str, Credentials] | None = None,
+        timing: Timing | None = None,
+        local_address: str | None = None,
+        force_udp_encapsulation: bool = False,
+        queue_limit: int = 64,
+        acquire_timeout: float = 30.0,
+        keepalive_interval: float = 20.0,
+        replay_window: int = 1024,
+    ) -> None:
+        if not policy.local.addresses and local_address is None:
+            raise LocalError(f"policy {policy.name!r} has no local address")
+        self.policy = policy
+        self.local_address = local_address or str(policy.local.addresses[0])
+        self.spd = Spd(policy)
+        self.stats = Statistics()
+        self.queue_limit = queue_limit
+        self.acquire_timeout = acquire_timeout
+        self.keepalive_interval = keepalive_interval
+        configs: list[IkeConfig] = []
+        for rule in policy.rules:
+            self.stats.rule(rule.name)
+            if rule.filter_action.behavior is not Behavior.NEGOTIATE:
+                continue
+            creds = (
+                credentials[rule.name] if credentials and rule.name in credentials else load_credentials(rule)
+            )
+            configs.append(
+                IkeConfig.from_policy(
+                    policy,
+                    rule,
+                    creds,
+                    timing=timing or Timing(),
+                    replay_window=replay_window,
+                    force_udp_encapsulation=force_udp_encapsulation,
+                )
+            )
+        self._configs = {c.name: c for c in configs}
+        self.engine = IkeEngine(configs, rng, local_address=self.local_address) if configs else None
+        self.sad = SecurityAssociationDatabase()
+        self.children: dict[int, ChildInfo] = {}
+        self._outbound: dict[tuple[str, str], int] = {}  # (rule, peer) -> newest child
+        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._ike_peers: dict[int, IkeSaEstablished] = {}
+        self._keepalive_at: dict[str, float] = {}  # peer -> next NAT keepalive
+        self._transmit: list[Outgoing] = []
+        self._deliver: list[bytes] = []
+        self._events: deque[AgentEvent] = deque()
+        self.now = 0.0
+
+    # -- outputs -------------------------------------------------------------
+
+    def transmit(self) -> list[Outgoing]:
+        """Everything to send, IKE first (a flush may depend on it)."""
+        if self.engine is not None:
+            for d in self.engine.datagrams_to_send():
+                self._transmit.append(Outgoing(d.data, d.destination, d.source_port))
+        out, self._transmit = self._transmit, []
+        return out
+
+    def deliver(self) -> list[bytes]:
+        out, self._deliver = self._deliver, []
+        return out
+
+    def next_event(self) -> AgentEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def next_timer(self) -> float | None:
+        times = [p.deadline for p in self._pending.values()]
+        times.extend(self._keepalive_at.values())
+        if self.engine is not None and (t := self.engine.next_timer()) is not None:
+            times.append(t)
+        return min(times) if times else None
+
+    def rule_state(self, rule: str) -> RuleState:
+        if any(c.rule == rule for c in self.children.values()):
+            return RuleState.UP
+        if any(key[0] == rule for key in self._pending):
+            return RuleState.NEGOTIATING
+        return RuleState.DOWN
+
+    # -- outbound ------------------------------------------------------------
+
+    def send_packet(self, packet: bytes, now: float) -> None:
+        """An IP packet from this host: pass, drop, protect or queue it."""
+        self.now = now
+        try:
+            info = packet_info(packet)
+        except EspParseError as exc:
+            self._emit("dropped", None, None, f"outbound packet not IP: {exc}")
+            return
+        match = self.spd.lookup(
+            info.source,
+            info.destination,
+            info.protocol,
+            info.source_port,
+            info.destination_port,
+            direction=Direction.OUTBOUND,
+        )
+        if match is None or match.behavior is Behavior.PERMIT:
+            self._transmit.append(Outgoing(packet, (str(info.destination), 0), 0))
+            return
+        rule = match.rule
+        if match.behavior is Behavior.BLOCK:
+            self._emit("dropped", rule.name, str(info.destination), "blocked by the filter action")
+            return
+        peer = self._peer_of(rule, info.destination)
+        child = self._outbound.get((rule.name, peer))
+        if child is not None and child in self.children:
+            self._protect(self.children[child], packet, now)
+            return
+        self._acquire(rule, peer, packet, now)
+
+    def _peer_of(self, rule: Rule, destination: IpAddress) -> str:
+        cfg = self._configs[rule.name]
+        return str(cfg.peer) if cfg.peer is not None else str(destination)
+
+    def _acquire(self, rule: Rule, peer: str, packet: bytes | None, now: float) -> None:
+        key = (rule.name, peer)
+        pending = self._pending.get(key)
+        if pending is None:
+            assert self.engine is not None
+            pending = self._pending[key] = _Pending(rule, peer, now + self.acquire_timeout)
+            self.stats.inc("main_mode", "total_acquire")
+            try:
+                pending.ike_sa = self.engine.initiate(rule.name, now, (peer, IKE_PORT))
+            except LocalError as exc:
+                del self._pending[key]
+                self._failed(rule.name, f"cannot start negotiation: {exc}")
+                return
+            self._emit("acquire", rule.name, peer, "negotiating security")
+        if packet is not None:
+            if len(pending.packets) >= self.queue_limit:
+                pending.packets.popleft()
+                self._emit("dropped", rule.name, peer, f"acquire queue full ({self.queue_limit})")
+            pending.packets.append(packet)
+        self._gauges()
+
+    def _protect(self, child: ChildInfo, packet: bytes, now: float) -> None:
+        sa = child.outbound
+        try:
+            wire = sa.encapsulate(packet)
+        except (LifetimeExpiredError, SequenceOverflowError) as exc:
+            self._emit("dropped", child.rule, child.peer, str(exc))
+            self._sa_events(child, now)
+            return
+        p = child.parameters
+        if p.udp_encapsulation is not None:
+            self._transmit.append(
+                Outgoing(strip_outer_udp(wire), (child.peer, p.udp_encapsulation[1]), NAT_T_PORT)
+            )
+        else:
+            self._transmit.append(Outgoing(wire, (child.peer, 0), 0))
+        totals = self.stats.rule(child.rule)
+        totals.packets_out += 1
+        totals.bytes_out += len(packet)
+        self._count_bytes(child, len(packet), "sent")
+        self._sa_events(child, now)
+
+    def _count_bytes(self, child: ChildInfo, n: int, way: Literal["sent", "received"]) -> None:
+        q = self.stats.quick_mode
+        if not child.parameters.transform.startswith("null"):
+            q[f"confidential_bytes_{way}"] += n
+        q[f"authenticated_bytes_{way}"] += n
+        if child.parameters.mode == "tunnel":
+            q[f"bytes_{way}_in_tunnels"] += n
+        else:
+            q[f"transport_bytes_{way}"] += n
+
+    # -- inbound -------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, source: Address, local_port: int, now: float) -> None:
+        """A UDP datagram that arrived on port 500 or 4500."""
+        self.now = now
+        if local_port != NAT_T_PORT:
+            self._to_ike(data, source, local_port, now)
+            return
+        try:
+            kind = classify_udp_payload(data)
+        except EspParseError:
+            self.stats.inc("quick_mode", "packets_not_decrypted")
+            return
+        if kind is UdpPayload.NAT_KEEPALIVE:
+            return  # RFC 3948 §2.3: dropped silently
+        if kind is UdpPayload.IKE:
+            self._to_ike(data, source, local_port, now)
+            return
+        header = outer_udp_header(source[0], self.local_address, source[1], local_port, len(data))
+        self._open(header + data, now)
+
+    def receive_packet(self, packet: bytes, now: float) -> None:
+        """A whole IP packet from the network: raw ESP, or clear text."""
+        self.now = now
+        if packet and packet[0] >> 4 == 4 and len(packet) > 9 and packet[9] == 50:
+            self._open(packet, now)
+            return
+        if packet and packet[0] >> 4 == 6 and len(packet) > 6 and packet[6] == 50:
+            self._open(packet, now)
+            return
+        try:
+            info = packet_info(packet)
+        except EspParseError as exc:
+            self._emit("dropped", None, None, f"inbound packet not IP: {exc}")
+            return
+        match = self.spd.lookup(
+            info.source,
+            info.destination,
+            info.protocol,
+            info.source_port,
+            info.destination_port,
+            direction=Direction.INBOUND,
+        )
+        if match is None or match.behavior is Behavior.PERMIT:
+            self._deliver.append(packet)
+            return
+        if match.behavior is Behavior.BLOCK:
+            self._emit("dropped", match.rule.name, str(info.source), "blocked by the filter action")
+            return
+        if not match.cleartext_allowed:
+            # the guide: "Do not communicate with computers that do not support IPsec"
+            self._emit("dropped", match.rule.name, str(info.source), "clear text on a secured path")
+            return
+        self.stats.inc("main_mode", "soft_associations")
+        self._deliver.append(packet)
+        if match.filter_action.accept_unsecured_inbound:
+            # "accept unsecured communication, but always respond using IPsec"
+            peer = self._peer_of(match.rule, info.source)
+            if (match.rule.name, peer) not in self._outbound:
+                self._acquire(match.rule, peer, None, now)
+
+    def _to_ike(self, data: bytes, source: Address, local_port: int, now: float) -> None:
+        if self.engine is None:
+            self.stats.inc("main_mode", "invalid_packets_received")
+            return
+        self.engine.receive_datagram(data, source, now, local_port)
+        self._drain_engine(now)
+
+    def _open(self, packet: bytes, now: float) -> None:
+        try:
+            inner = self.sad.decapsulate(packet)
+        except UnknownSpiError:
+            self.stats.inc("quick_mode", "bad_spi_packets")
+            return
+        except ReplayError:
+            self.stats.inc("quick_mode", "packets_with_replay_detection")
+            return
+        except IntegrityError:
+            self.stats.inc("quick_mode", "packets_not_authenticated")
+            return
+        except (PaddingError, DecryptError, EspParseError):
+            self.stats.inc("quick_mode", "packets_not_decrypted")
+            return
+        except (NatKeepalive, NonEspMarker):
+            return
+        except (EspDrop, LifetimeExpiredError) as exc:
+            self._emit("dropped", None, None, f"ESP packet refused: {exc}")
+            return
+        child = self._child_of_inbound(packet)
+        if child is None:
+            return
+        if not inner:
+            return  # a dummy packet (RFC 4303 §2.6)
+        try:
+            info = packet_info(inner)
+        except EspParseError:
+            self.stats.inc("quick_mode", "packets_not_decrypted")
+            return
+        # RFC 4301 §5.2: the inner packet must match the SA's selectors
+        if not (
+            _in_selectors(info.source, child.remote_ts) and _in_selectors(info.destination, child.local_ts)
+        ):
+            self._emit(
+                "dropped",
+                child.rule,
+                child.peer,
+                f"inner packet {info.source} -> {info.destination} outside the SA's selectors",
+            )
+            return
+        totals = self.stats.rule(child.rule)
+        totals.packets_in += 1
+        totals.bytes_in += len(inner)
+        self._count_bytes(child, len(inner), "received")
+        self._deliver.append(inner)
+        self._sa_events(child, now)
+
+    def _child_of_inbound(self, packet: bytes) -> ChildInfo | None:
+        from secpath.esp.sad import esp_spi
+
+        try:
+            spi = esp_spi(packet)
+        except (EspParseError, NatKeepalive, NonEspMarker):
+            return None
+        for child in self.children.values():
+            if child.inbound.spi == spi:
+                return child
+        return None
+
+    # -- control -------------------------------------------------------------
+
+    def initiate(self, rule_name: str, now: float) -> None:
+        """Negotiate ``rule_name`` now (``secpath initiate``; ``start = "start"``)."""
+        self.now = now
+        rule = self.policy.rule(rule_name)
+        if rule.name not in self._configs:
+            raise LocalError(
+                f"rule {rule_name!r} does not negotiate (behavior {rule.filter_action.behavior.value})"
+            )
+        cfg = self._configs[rule.name]
+        if cfg.peer is None:
+            raise LocalError(f"rule {rule_name!r} has no single peer address: set rule.peer")
+        self._acquire(rule, str(cfg.peer), None, now)
+
+    def terminate(self, rule_name: str | None, now: float) -> int:
+        """Delete the IKE SAs of ``rule_name`` (or of every rule); returns how many."""
+        self.now = now
+        if self.engine is None:
+            return 0
+        doomed = {c.ike_sa for c in self.children.values() if rule_name is None or c.rule == rule_name}
+        for ike_sa in doomed:
+            try:
+                self.engine.delete(ike_sa, now)
+            except LocalError:
+                continue
+        self._drain_engine(now)
+        return len(doomed)
+
+    def start_rules(self, now: float) -> None:
+        """Negotiate every rule with ``start = "start"`` (at load)."""
+        for rule in self.policy.rules:
+            if rule.start == "start" and rule.name in self._configs:
+                self.initiate(rule.name, now)
+
+    # -- time ----------------------------------------------------------------
+
+    def handle_timer(self, now: float) -> None:
+        self.now = now
+        if self.engine is not None:
+            self.engine.handle_timer(now)
+            self._drain_engine(now)
+        for key, pending in list(self._pending.items()):
+            if now >= pending.deadline:
+                del self._pending[key]
+                self._give_up(pending, f"no SA within {self.acquire_timeout:g} s")
+        for peer, at in list(self._keepalive_at.items()):
+            if now >= at:
+                # RFC 3948 §2.3: keep the NAT mapping alive
+                self._transmit.append(Outgoing(NAT_KEEPALIVE, (peer, NAT_T_PORT), NAT_T_PORT))
+                self._keepalive_at[peer] = now + self.keepalive_interval
+        self._gauges()
+
+    # -- engine events -------------------------------------------------------
+
+    def _drain_engine(self, now: float) -> None:
+        assert self.engine is not None
+        while (event := self.engine.next_event()) is not None:
+            self._on_event(event, now)
+        self._gauges()
+
+    def _on_event(self, event: Event, now: float) -> None:
+        if isinstance(event, IkeSaEstablished):
+            self._ike_peers[event.ike_sa] = event
+            if event.nat_local and self.keepalive_interval > 0:
+                self._keepalive_at.setdefault(event.peer[0], now + self.keepalive_interval)
+            nat = (
+                "NAT detected: "
+                + ("local " if event.nat_local else "")
+                + ("remote" if event.nat_remote else "")
+            )
+            self._emit(
+                "ike-up",
+                None,
+                event.peer[0],
+                f"IKE SA {event.proposal} {event.local_id} <-> {event.remote_id}"
+                + (f"; {nat.strip()}" if event.nat_local or event.nat_remote else ""),
+                event,
+            )
+        elif isinstance(event, IkeSaRekeyed):
+            old = self._ike_peers.pop(event.old_ike_sa, None)
+            if old is not None:
+                self._ike_peers[event.new_ike_sa] = old
+            for c in self.children.values():
+                if c.ike_sa == event.old_ike_sa:
+                    c.ike_sa = event.new_ike_sa
+            self.stats.inc("main_mode", "key_updates")
+            self._emit(
+                "ike-rekeyed", None, old.peer[0] if old else None, f"IKE SA rekeyed ({event.proposal})", event
+            )
+        elif isinstance(event, IkeSaDeleted):
+            gone = self._ike_peers.pop(event.ike_sa, None)
+            for c in [c for c in self.children.values() if c.ike_sa == event.ike_sa]:
+                self._remove_child(c.handle, event.reason)
+            if gone is not None and not any(p.peer[0] == gone.peer[0] for p in self._ike_peers.values()):
+                self._keepalive_at.pop(gone.peer[0], None)
+            self._emit("ike-down", None, gone.peer[0] if gone else None, event.reason, event)
+        elif isinstance(event, IkeSaFailed):
+            self.stats.inc("main_mode", "negotiation_failures")
+            if event.notify == NotifyType.AUTHENTICATION_FAILED:
+                self.stats.inc("main_mode", "authentication_failures")
+            initiator = any(p.peer == event.peer[0] for p in self._pending.values())
+            self.stats.inc("main_mode", "acquire_failures" if initiator else "receive_failures")
+            for key, pending in list(self._pending.items()):
+                if pending.peer == event.peer[0]:
+                    del self._pending[key]
+                    self._give_up(pending, event.reason)
+            self._emit("ike-failed", None, event.peer[0], event.reason, event)
+        elif isinstance(event, ChildSaInstalled):
+            self._install(event, now)
+        elif isinstance(event, ChildSaRekeyed):
+            self.stats.inc("quick_mode", "rekeys")
+            self._install(event.new, now, rekey_of=event.old_child_sa)
+        elif isinstance(event, ChildSaDeleted):
+            child = self.children.get(event.child_sa)
+            if child is not None:
+                self._remove_child(event.child_sa, event.reason)
+        elif isinstance(event, ChildSaFailed):
+            self.stats.inc("main_mode", "negotiation_failures")
+            totals = self.stats.rule(event.rule)
+            totals.last_failure = event.reason
+            for key, pending in list(self._pending.items()):
+                if key[0] == event.rule:
+                    del self._pending[key]
+                    self._give_up(pending, event.reason)
+            self._emit("child-failed", event.rule, None, event.reason, event)
+
+    def _lifetime(self, rule: Rule, transform: str) -> Lifetime:
+        methods = rule.filter_action.security_methods
+        sm = next((s for s in methods if s.proposal == transform), methods[0])
+        hard = sm.lifetime_kb * 1024
+        return Lifetime(soft_bytes=hard * 9 // 10, hard_bytes=hard)
+
+    def _install(self, event: ChildSaInstalled, now: float, *, rekey_of: int | None = None) -> None:
+        rule = self.policy.rule(event.rule)
+        lifetime = self._lifetime(rule, event.outbound.transform)
+        try:
+            inbound = self._sa(event.inbound, lifetime)
+            outbound = self._sa(event.outbound, lifetime)
+            self.sad.add(inbound)
+        except LocalError as exc:
+            self.stats.inc("main_mode", "key_update_failures")
+            self._emit("child-failed", rule.name, None, f"cannot install the Child SA: {exc}")
+            return
+        self.stats.inc("main_mode", "total_get_spi")
+        self.stats.inc("main_mode", "key_updates")
+        self.stats.inc("main_mode", "key_additions")
+        self.stats.inc("quick_mode", "key_additions")
+        ike = self._ike_peers.get(event.ike_sa)
+        peer = ike.peer[0] if ike is not None else (event.outbound.tunnel[1] if event.outbound.tunnel else "")
+        if not peer:
+            peer = self._peer_from_ts(event)
+        child = ChildInfo(
+            rule=rule.name,
+            ike_sa=event.ike_sa,
+            handle=event.child_sa,
+            peer=peer,
+            inbound=inbound,
+            outbound=outbound,
+            parameters=event.outbound,
+            local_ts=event.local_ts,
+            remote_ts=event.remote_ts,
+            installed_at=now,
+        )
+        self.children[event.child_sa] = child
+        self._outbound[(rule.name, peer)] = event.child_sa  # make-before-break: new SA sends at once
+        totals = self.stats.rule(rule.name)
+        totals.state = "up"
+        totals.last_failure = ""
+        kind = "child-rekeyed" if rekey_of is not None else "child-up"
+        encap = "ESP-in-UDP" if event.outbound.udp_encapsulation else "ESP"
+        self._emit(
+            kind,
+            rule.name,
+            peer,
+            f"{event.outbound.mode} mode {encap} {event.outbound.transform} "
+            f"SPIs in {event.inbound.spi:08x} out {event.outbound.spi:08x}",
+            event,
+        )
+        pending = self._pending.pop((rule.name, peer), None)
+        if pending is not None:
+            while pending.packets:
+                self._protect(child, pending.packets.popleft(), now)
+
+    def _peer_from_ts(self, event: ChildSaInstalled) -> str:
+        ts = event.remote_ts[0] if event.remote_ts else None
+        return str(ts.start) if ts is not None else ""
+
+    @staticmethod
+    def _sa(p: EspSaParameters, lifetime: Lifetime) -> SecurityAssociation:
+        return SecurityAssociation(
+            spi=p.spi,
+            transform=p.transform,
+            encryption_key=p.encryption_key,
+            integrity_key=p.integrity_key if len(p.integrity_key) else None,
+            mode=p.mode,
+            tunnel=p.tunnel,
+            udp_encapsulation=p.udp_encapsulation,
+            esn=p.esn,
+            replay_window=p.replay_window,
+            lifetime=lifetime,
+        )
+
+    def _remove_child(self, handle: int, reason: str) -> None:
+        child = self.children.pop(handle, None)
+        if child is None:
+            return
+        with contextlib.suppress(LocalError):
+            self.sad.remove(child.inbound.spi)
+        key = (child.rule, child.peer)
+        if self._outbound.get(key) == handle:
+            replacement = max(
+                (c.handle for c in self.children.values() if (c.rule, c.peer) == key),
+                key=lambda h: self.children[h].installed_at,
+                default=None,
+            )
+            if replacement is None:
+                del self._outbound[key]
+            else:
+                self._outbound[key] = replacement
+        self.stats.inc("quick_mode", "key_deletions")
+        if not any(c.rule == child.rule for c in self.children.values()):
+            self.stats.rule(child.rule).state = "down"
+        self._emit("child-down", child.rule, child.peer, reason)
+
+    def _sa_events(self, child: ChildInfo, now: float) -> None:
+        for sa in (child.outbound, child.inbound):
+            for ev in sa.take_events():
+                if self.engine is None or child.handle not in self.children:
+                    continue
+                try:
+                    if isinstance(ev, SoftLifetimeExpired):
+                        self.engine.rekey_child(child.ike_sa, child.handle, now)
+                    elif isinstance(ev, HardLifetimeExpired):
+                        self.engine.delete(child.ike_sa, now, child.handle)
+                except LocalError:
+                    continue
+        if self.engine is not None:
+            self._drain_engine(now)
+
+    # -- failures ------------------------------------------------------------
+
+    def _give_up(self, pending: _Pending, reason: str) -> None:
+        rule = pending.rule
+        self._failed(rule.name, reason)
+        if rule.filter_action.allow_unsecured_fallback:
+            # the peer does not support IPsec: fall back to clear text (a "soft" SA)
+            self.stats.inc("main_mode", "soft_associations")
+            for packet in pending.packets:
+                self._transmit.append(Outgoing(packet, (pending.peer, 0), 0))
+            self._emit("fallback", rule.name, pending.peer, "unsecured fallback: sending in clear text")
+        elif pending.packets:
+            self._emit(
+                "dropped",
+                rule.name,
+                pending.peer,
+                f"{len(pending.packets)} packet(s) dropped: no SA and no unsecured fallback",
+            )
+
+    def _failed(self, rule: str, reason: str) -> None:
+        totals = self.stats.rule(rule)
+        totals.last_failure = reason
+        if not any(c.rule == rule for c in self.children.values()):
+            totals.state = "down"
+
+    def _gauges(self) -> None:
+        m, q = self.stats.main_mode, self.stats.quick_mode
+        m["active_acquire"] = len(self._pending)
+        m["acquire_heap_size"] = sum(len(p.packets) for p in self._pending.values())
+        m["main_mode_sas"] = len(self._ike_peers)
+        m["quick_mode_sas"] = len(self.children)
+        m["connection_list_size"] = len({p.peer[0] for p in self._ike_peers.values()})
+        q["active_security_associations"] = 2 * len(self.children)
+        q["active_tunnels"] = sum(1 for c in self.children.values() if c.parameters.mode == "tunnel")
+        q["pending_key_operations"] = len(self._pending)
+        for rule in self.policy.rules:
+            totals = self.stats.rule(rule.name)
+            if totals.state != "up" and any(p.rule.name == rule.name for p in self._pending.values()):
+                totals.state = "negotiating"
+
+    def _emit(
+        self, kind: str, rule: str | None, peer: str | None, detail: str, ike_event: Event | None = None
+    ) -> None:
+        self._events.append(AgentEvent(kind, rule, peer, detail, ike_event))

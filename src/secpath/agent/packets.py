@@ -1,0 +1,67 @@
+"""The few facts the agent needs of an IP packet, and the outer IP/UDP
+header of an ESP-in-UDP datagram received through a UDP socket."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+from secpath.esp import ip as _ip
+from secpath.esp.errors import EspParseError
+from secpath.policy.model import IpAddress
+
+__all__ = ["PacketInfo", "outer_udp_header", "packet_info", "strip_outer_udp"]
+
+_PORTS = struct.Struct("!HH")
+_V4 = struct.Struct("!BBHHHBBH4s4s")
+_V6 = struct.Struct("!IHBB16s16s")
+_UDP = struct.Struct("!HHHH")
+
+
+@dataclass(frozen=True, slots=True)
+class PacketInfo:
+    source: IpAddress
+    destination: IpAddress
+    protocol: int
+    source_port: int | None
+    destination_port: int | None
+
+
+def packet_info(packet: bytes) -> PacketInfo:
+    """Addresses, protocol and (tcp/udp) ports; raises ``EspParseError``."""
+    h = _ip.parse_ip(packet, transport=True)
+    src: IpAddress = ipaddress.ip_address(h.source)
+    dst: IpAddress = ipaddress.ip_address(h.destination)
+    sport = dport = None
+    if h.next_header in (_ip.IPPROTO_TCP, _ip.IPPROTO_UDP):
+        if h.total_length - h.header_end < 4:
+            raise EspParseError("transport header truncated")
+        sport, dport = _PORTS.unpack_from(packet, h.header_end)
+    return PacketInfo(src, dst, h.next_header, sport, dport)
+
+
+def outer_udp_header(
+    source: str, destination: str, source_port: int, destination_port: int, length: int
+) -> bytes:
+    """An IPv4/IPv6 + UDP header for ``length`` bytes of UDP payload, as the
+    packet arrived before the socket stripped it (RFC 3948 §2.1: checksum 0)."""
+    src = ipaddress.ip_address(source)
+    dst = ipaddress.ip_address(destination)
+    udp = _UDP.pack(source_port, destination_port, 8 + length, 0)
+    if src.version == 4:
+        header = bytearray(
+            _V4.pack(0x45, 0, 28 + length, 0, 0x4000, 64, _ip.IPPROTO_UDP, 0, src.packed, dst.packed)
+        )
+        header[10:12] = struct.pack("!H", _ip.ipv4_header_checksum(header))
+        return bytes(header) + udp
+    return _V6.pack(0x60000000, 8 + length, _ip.IPPROTO_UDP, 64, src.packed, dst.packed) + udp
+
+
+def strip_outer_udp(wire: bytes) -> bytes:
+    """The UDP payload of an ESP-in-UDP packet built by an SA (what a UDP
+    socket sends; the kernel writes the IP and UDP headers again)."""
+    if wire[0] >> 4 == 4:
+        return wire[(wire[0] & 0x0F) * 4 + 8 :]
+    h = _ip.parse_ip(wire, transport=True)
+    return wire[h.header_end + 8 :]
