@@ -8,7 +8,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from secpath.ike.config import Credentials, IkeConfig, Timing
 from secpath.ike.engine import Datagram, IkeEngine
@@ -48,6 +48,7 @@ SUITES: dict[str, tuple[KeyExchangeMethod, SecurityMethod]] = {
 }
 
 DEFAULT_TIMING = Timing()
+E = TypeVar("E")
 AuthKind = Literal["psk", "rsa", "ecdsa"]
 PSK = Secret(b"a shared secret of the contact center")
 
@@ -114,7 +115,7 @@ class Side:
         while (ev := self.engine.next_event()) is not None:
             self.events.append(ev)
 
-    def of(self, cls: type) -> list[Event]:
+    def of(self, cls: type[E]) -> list[E]:
         return [e for e in self.events if isinstance(e, cls)]
 
 

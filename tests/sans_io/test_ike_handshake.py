@@ -99,18 +99,18 @@ def test_tunnel_mode_and_lifecycle(suite: str) -> None:
     check_child_pair(a, b)
 
     # Child SA rekey, initiated by the responder of the IKE SA
-    b_handle = pair.b.of(IkeSaEstablished)[0].ike_sa  # type: ignore[attr-defined]
+    b_handle = pair.b.of(IkeSaEstablished)[0].ike_sa
     pair.b.engine.rekey_child(b_handle, b.child_sa, pair.now)
     pair.run()
     ra = pair.a.of(ChildSaRekeyed)
     rb = pair.b.of(ChildSaRekeyed)
     assert len(ra) == 1 and len(rb) == 1
-    check_child_pair(ra[0].new, rb[0].new)  # type: ignore[attr-defined]
-    assert ra[0].new.inbound.encryption_key != a.inbound.encryption_key  # type: ignore[attr-defined]
+    check_child_pair(ra[0].new, rb[0].new)
+    assert ra[0].new.inbound.encryption_key != a.inbound.encryption_key
     # the rekey initiator deleted the old pair, on both sides
-    assert {e.child_sa for e in pair.a.of(ChildSaDeleted)} == {a.child_sa}  # type: ignore[attr-defined]
-    assert {e.child_sa for e in pair.b.of(ChildSaDeleted)} == {b.child_sa}  # type: ignore[attr-defined]
-    assert pair.a.engine.child_sas(handle) == (ra[0].new.child_sa,)  # type: ignore[attr-defined]
+    assert {e.child_sa for e in pair.a.of(ChildSaDeleted)} == {a.child_sa}
+    assert {e.child_sa for e in pair.b.of(ChildSaDeleted)} == {b.child_sa}
+    assert pair.a.engine.child_sas(handle) == (ra[0].new.child_sa,)
 
     # IKE SA rekey: the Child SA moves to the new IKE SA
     pair.a.engine.rekey_ike(handle, pair.now)
@@ -118,18 +118,18 @@ def test_tunnel_mode_and_lifecycle(suite: str) -> None:
     rka = pair.a.of(IkeSaRekeyed)
     rkb = pair.b.of(IkeSaRekeyed)
     assert len(rka) == 1 and len(rkb) == 1
-    new_a = rka[0].new_ike_sa  # type: ignore[attr-defined]
-    new_b = rkb[0].new_ike_sa  # type: ignore[attr-defined]
+    new_a = rka[0].new_ike_sa
+    new_b = rkb[0].new_ike_sa
     assert pair.a.engine.ike_sas() == (new_a,) and pair.b.engine.ike_sas() == (new_b,)
-    assert pair.a.engine.child_sas(new_a) == (ra[0].new.child_sa,)  # type: ignore[attr-defined]
+    assert pair.a.engine.child_sas(new_a) == (ra[0].new.child_sa,)
     assert not pair.a.of(IkeSaDeleted)  # the old SA went quietly, as rekeyed
 
     # a Child SA rekey on the new IKE SA still works (new SK_d)
-    pair.a.engine.rekey_child(new_a, ra[0].new.child_sa, pair.now)  # type: ignore[attr-defined]
+    pair.a.engine.rekey_child(new_a, ra[0].new.child_sa, pair.now)
     pair.run()
     assert len(pair.a.of(ChildSaRekeyed)) == 2
-    check_child_pair(pair.a.of(ChildSaRekeyed)[-1].new,  # type: ignore[attr-defined]
-                     pair.b.of(ChildSaRekeyed)[-1].new)  # type: ignore[attr-defined]
+    check_child_pair(pair.a.of(ChildSaRekeyed)[-1].new,
+                     pair.b.of(ChildSaRekeyed)[-1].new)
 
     # DPD: one request, one response, nothing else happens
     before = pair.delivered
@@ -140,8 +140,8 @@ def test_tunnel_mode_and_lifecycle(suite: str) -> None:
     # delete the IKE SA: both sides drop it and its Child SA
     pair.a.engine.delete(new_a, pair.now)
     pair.run()
-    assert [e.ike_sa for e in pair.a.of(IkeSaDeleted)] == [new_a]  # type: ignore[attr-defined]
-    assert [e.ike_sa for e in pair.b.of(IkeSaDeleted)] == [new_b]  # type: ignore[attr-defined]
+    assert [e.ike_sa for e in pair.a.of(IkeSaDeleted)] == [new_a]
+    assert [e.ike_sa for e in pair.b.of(IkeSaDeleted)] == [new_b]
     assert pair.a.engine.ike_sas() == () and pair.b.engine.ike_sas() == ()
     assert len(pair.a.of(ChildSaDeleted)) == 3 and len(pair.b.of(ChildSaDeleted)) == 3
     assert pair.a.engine.next_timer() is None and pair.b.engine.next_timer() is None

@@ -24,12 +24,17 @@ from secpath.ike.config import IkeConfig
 from secpath.ike.constants import ExchangeType, NotifyType
 from secpath.ike.events import Event, IkeSaFailed
 from secpath.ike.exchange_child import request_child
-from secpath.ike.exchange_info import request_delete_child, request_delete_ike, request_dpd
+from secpath.ike.exchange_info import (
+    request_delete_child,
+    request_delete_ike,
+    request_delete_spis,
+    request_dpd,
+)
 from secpath.ike.exchange_init import choose, cookie_value, respond_init, start_initiator
 from secpath.ike.exchange_rekey import request_rekey_ike
 from secpath.ike.message import Header, Message, decode_header, decode_message, encode_message
 from secpath.ike.payloads import NotifyPayload
-from secpath.ike.proposal import describe, ike_proposals, ike_suites, select_ike
+from secpath.ike.proposal import describe, ike_suites, select_ike
 from secpath.ike.sa import NAT_T_PORT, IkeSa
 from secpath.ike.state import State
 
@@ -226,8 +231,10 @@ class IkeEngine:
             request_rekey_ike(sa, now)
         for child in list(sa.children.values()):
             if now >= child.hard_at:
-                child.hard_at = float("inf")
-                request_delete_child(sa, child, now)
+                # RFC 7296 §2.8: past its hard lifetime the SA is gone here,
+                # whatever the peer answers to our Delete
+                sa.drop_child(child, "hard lifetime expired")
+                request_delete_spis(sa, [child.inbound_spi.to_bytes(4, "big")], now)
             elif now >= child.soft_at:
                 child.soft_at = float("inf")
                 if not (child.rekeying or child.deleting or child.replaced):
@@ -288,7 +295,7 @@ class IkeEngine:
         if picked is None:
             self.emit(IkeSaFailed(
                 0, addr, "NO_PROPOSAL_CHOSEN: no proposal of the peer matches ours",
-                NotifyType.NO_PROPOSAL_CHOSEN, describe(ike_proposals(suites)),
+                NotifyType.NO_PROPOSAL_CHOSEN, tuple(s.name for s in suites),
                 describe(sa_p.proposals)))
             self._stateless(header, addr, local_port,
                             NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN))

@@ -7,7 +7,7 @@ from secpath.errors import LocalError, ParseError, RemoteError
 from secpath.ike import auth
 from secpath.ike.auth import Identity, IdType
 from secpath.ike.config import IkeConfig
-from secpath.ike.constants import CertEncoding, ExchangeType, NotifyType
+from secpath.ike.constants import CertEncoding, ExchangeType, NotifyType, notify_name
 from secpath.ike.events import ChildSaFailed, IkeSaEstablished
 from secpath.ike.exchange_child import accept_child, finish_child, request_child
 from secpath.ike.exchange_init import certreq
@@ -122,7 +122,7 @@ def auth_response_step(sa: IkeSa, message: Message, now: float) -> State | None:
     if idr is None:
         error = next((n for n in message.all(NotifyPayload) if n.notify_type < 16384), None)
         code = error.notify_type if error is not None else _FAILED
-        sa.fail(f"IKE_AUTH refused by the peer (notify {code})", code)
+        sa.fail(f"IKE_AUTH refused by the peer: {notify_name(code)} ({code})", code)
         return None
     ident = _identity(idr)
     octets = auth.signed_octets(sa.prf, sa.keys.sk_pr, sa.init_response, sa.ni, ident)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from secpath.crypto.dh import DhPrivateKey, generate_dh
 from secpath.crypto.kdf import child_keymat, esp_keymat_bytes, split_child_keymat
 from secpath.errors import LocalError, ParseError, RemoteError
-from secpath.ike.constants import ExchangeType, NotifyType, ProtocolId
+from secpath.ike.constants import ExchangeType, NotifyType, ProtocolId, notify_name
 from secpath.ike.events import ChildSaFailed, ChildSaRekeyed
 from secpath.ike.message import Message
 from secpath.ike.payloads import (
@@ -167,7 +167,7 @@ def finish_child(
     sa_p, tsi, tsr = message.get(SaPayload), message.get(TsiPayload), message.get(TsrPayload)
     error = next((n for n in message.all(NotifyPayload) if n.notify_type < 16384), None)
     if error is not None:
-        raise RemoteError(f"Child SA refused with notify {error.notify_type}",
+        raise RemoteError(f"Child SA refused by the peer: {notify_name(error.notify_type)} ({error.notify_type})",
                           notify=error.notify_type)
     if sa_p is None or tsi is None or tsr is None or len(sa_p.proposals) != 1:
         raise RemoteError("Child SA response lacks SA, TSi or TSr", notify=None)

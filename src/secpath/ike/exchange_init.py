@@ -13,7 +13,7 @@ from secpath.crypto.kdf import derive_ike_keys, skeyseed
 from secpath.crypto.sk import SkCipher
 from secpath.errors import LocalError, ParseError, RemoteError
 from secpath.ike import auth
-from secpath.ike.constants import CertEncoding, ExchangeType, NotifyType
+from secpath.ike.constants import CertEncoding, ExchangeType, NotifyType, notify_name
 from secpath.ike.message import Header, Message, encode_message
 from secpath.ike.payloads import (
     CertReqPayload,
@@ -147,7 +147,7 @@ def init_response_step(sa: IkeSa, message: Message, now: float) -> State | None:
 
     cfg = sa.config
     suites = ike_suites(cfg.key_exchange)
-    ours = describe(ike_proposals(suites))
+    ours = tuple(s.name for s in suites)
     cookie = message.notify(NotifyType.COOKIE)
     if cookie is not None:
         if sa.cookie_tries >= _MAX_COOKIE_TRIES or not 1 <= len(cookie.data) <= 64:
@@ -170,7 +170,7 @@ def init_response_step(sa: IkeSa, message: Message, now: float) -> State | None:
         if n.notify_type < 16384:
             reason = "NO_PROPOSAL_CHOSEN: the responder accepts none of our proposals" \
                 if n.notify_type == NotifyType.NO_PROPOSAL_CHOSEN \
-                else f"IKE_SA_INIT refused with notify {n.notify_type}"
+                else f"IKE_SA_INIT refused by the peer: {notify_name(n.notify_type)} ({n.notify_type})"
             sa.fail(reason, n.notify_type, ours)
             return None
     sa_p, ke, nonce = message.get(SaPayload), message.get(KePayload), message.get(NoncePayload)

@@ -273,6 +273,10 @@ def describe(proposals: Sequence[Proposal]) -> tuple[str, ...]:
     transform type's alternatives joined with ``/``; unknown IDs as numbers."""
     out: list[str] = []
     for p in proposals:
+        suite = parse_ike(p)
+        if suite is not None:
+            out.append(suite.name)
+            continue
         by_type: dict[int, list[str]] = {}
         for t in p.transforms:
             by_type.setdefault(t.type, []).append(_transform_name(t))

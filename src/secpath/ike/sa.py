@@ -251,8 +251,9 @@ class IkeSa:
             return  # RFC 7296 §3.1: the I flag must be the peer's role
         self.last_received = now
         self.raw_in = data
-        if peer != self.peer and self.udp_encapsulated and local_port == NAT_T_PORT:
-            self.peer = peer  # RFC 7296 §2.23: follow the peer's new NAT mapping
+        if local_port == NAT_T_PORT and (peer, local_port) != (self.peer, self.local_port):
+            # RFC 7296 §2.23: the peer floated to 4500, or its NAT mapping changed
+            self.peer, self.local_port = peer, local_port
         critical = message.unsupported_critical_notify()
         if critical is not None:
             if not header.response:
