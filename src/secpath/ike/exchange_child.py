@@ -167,8 +167,9 @@ def finish_child(
     sa_p, tsi, tsr = message.get(SaPayload), message.get(TsiPayload), message.get(TsrPayload)
     error = next((n for n in message.all(NotifyPayload) if n.notify_type < 16384), None)
     if error is not None:
-        raise RemoteError(f"Child SA refused by the peer: {notify_name(error.notify_type)} ({error.notify_type})",
-                          notify=error.notify_type)
+        code = error.notify_type
+        raise RemoteError(f"Child SA refused by the peer: {notify_name(code)} ({code})",
+                          notify=code)
     if sa_p is None or tsi is None or tsr is None or len(sa_p.proposals) != 1:
         raise RemoteError("Child SA response lacks SA, TSi or TSr", notify=None)
     chosen: Proposal = sa_p.proposals[0]
