@@ -7,15 +7,21 @@ directly, not with secpath's SkCipher), CREATE_CHILD_SA and INFORMATIONAL.
 
 from __future__ import annotations
 
+import datetime
+import functools
 import hmac
 import ipaddress
 import os
 from dataclasses import dataclass
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from cryptography.x509.oid import NameOID
 from scapy.contrib import ikev2 as sc
 from scapy.packet import Packet, Padding, Raw
 
@@ -106,6 +112,19 @@ def _ts(address: str) -> TrafficSelector:
     return TrafficSelector(a, a, 0, 0, 65535)
 
 
+@functools.cache
+def _certificate() -> bytes:
+    """A real self-signed X.509 DER (dissectors parse CERT payload contents)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "a.example.net")])
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=365))
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
 def handshake(encryption: str, integrity: str | None, prf: str, group: int) -> Handshake:
     """A full exchange sequence with real keys: IKE_SA_INIT request/response,
     IKE_AUTH request/response, CREATE_CHILD_SA request, INFORMATIONAL delete."""
@@ -132,7 +151,7 @@ def handshake(encryption: str, integrity: str | None, prf: str, group: int) -> H
     selectors = (TsiPayload((_ts("10.1.0.1"),)), TsrPayload((_ts("10.2.0.1"),)))
     auth_req = Message(Header(spi_i, spi_r, ExchangeType.IKE_AUTH, 1, True, False), (
         IdiPayload(IdType.ID_FQDN, b"a.example.net"),
-        CertPayload(CertEncoding.X509_SIGNATURE, os.urandom(300)),
+        CertPayload(CertEncoding.X509_SIGNATURE, _certificate()),
         NotifyPayload(NotifyType.INITIAL_CONTACT),
         IdrPayload(IdType.ID_IPV4_ADDR, bytes([192, 0, 2, 2])),
         AuthPayload(AuthMethod.SHARED_KEY_MIC, os.urandom(32)),
