@@ -120,9 +120,10 @@ _CURVES: dict[int, ec.EllipticCurve] = {
 # PKCS #3 dhKeyAgreement, 1.2.840.113549.1.3.1
 _OID_DH_KEY_AGREEMENT = bytes.fromhex("06092a864886f70d010301")
 
-# RFC 7296 §2.12 / RFC 8247 §2.4: twice the group's strength is enough for the
-# private exponent; 64 bytes covers every MODP group here (up to 4096-bit).
-_MODP_EXPONENT_BYTES = 64
+# Private exponent length in bytes: at least twice the group's strength
+# (RFC 3526 §8 estimates; NIST SP 800-56A rev 3 §5.6.1.1.1).  Shorter
+# exponents make the modular exponentiation proportionally cheaper.
+_MODP_EXPONENT_BYTES = {1: 32, 2: 32, 5: 32, 14: 32, 15: 48, 16: 64}
 _ECP_DRAWS = 64  # a draw fails with probability < 2^-32 for P-256, far less for the others
 
 
@@ -228,7 +229,8 @@ def generate_dh(group: int, rng: Rng, *, allow_group1: bool = False) -> DhPrivat
         raise LocalError(f"unknown DH group {group}")
     if group in _MODP_PRIMES:
         prime = _MODP_PRIMES[group]
-        x = int.from_bytes(rng(_MODP_EXPONENT_BYTES), "big") | 1 << (8 * _MODP_EXPONENT_BYTES)
+        size = _MODP_EXPONENT_BYTES[group]
+        x = int.from_bytes(rng(size), "big") | 1 << (8 * size)  # never 0, full length
         # PKCS #8 PrivateKeyInfo with the exponent; OpenSSL computes g^x mod p
         pkcs8 = _der(0x30, _der_uint(0) + _der(0x30, _dh_algorithm(prime))
                      + _der(0x04, _der_uint(x)))
