@@ -56,6 +56,7 @@ P = TypeVar("P")
 
 MAX_PAYLOADS = 128  # bound on the payloads of one message
 _HEADER = struct.Struct("!8s8sBBBBII")
+_GENERIC = struct.Struct("!BBH")  # RFC 7296 §3.2: generic payload header
 _CRITICAL = 0x80  # RFC 7296 §3.2: C bit
 
 
@@ -160,15 +161,11 @@ def encode_header(header: Header, next_payload: int, length: int) -> bytes:
 
 
 def _decode_header(data: bytes) -> tuple[Header, int, int]:
-    r = Reader(data, "IKE header")
-    spi_i = r.bytes(8, "initiator SPI")
-    spi_r = r.bytes(8, "responder SPI")
-    next_payload = r.u8("next payload")
-    version = r.u8("version")
-    exchange_type = r.u8("exchange type")
-    flags = r.u8("flags")
-    message_id = r.u32("message ID")
-    length = r.u32("length")
+    if len(data) < IKE_HEADER_BYTES:
+        raise ParseError(f"IKE header: {len(data)} bytes, needs {IKE_HEADER_BYTES}")
+    spi_i, spi_r, next_payload, version, exchange_type, flags, message_id, length = (
+        _HEADER.unpack_from(data)
+    )
     header = Header(
         spi_i, spi_r, exchange_type, message_id,
         initiator=bool(flags & HeaderFlag.INITIATOR),
@@ -225,9 +222,8 @@ def _walk(first: int, r: Reader) -> tuple[tuple[Payload, ...], tuple[int, int, i
     while ptype != PayloadType.NONE:
         if len(payloads) >= MAX_PAYLOADS:
             raise ParseError(f"more than {MAX_PAYLOADS} payloads")
-        nxt = r.u8("next payload")
-        critical = bool(r.u8("flags") & _CRITICAL)
-        length = r.u16("payload length")
+        nxt, flags, length = _GENERIC.unpack(r.bytes(4, "generic payload header"))
+        critical = bool(flags & _CRITICAL)
         if length < 4:
             raise ParseError(f"payload length {length} < 4")
         if ptype in (PayloadType.SK, PayloadType.SKF):

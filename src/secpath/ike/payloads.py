@@ -46,6 +46,7 @@ __all__ = [
     "encode_payload_body",
 ]
 
+_TRANSFORM_HEAD = struct.Struct("!BBH")
 _MAX_ITEMS = 256  # bound on proposals, transforms, attributes, selectors, SPIs
 
 
@@ -357,17 +358,13 @@ def _decode_proposal_rest(body: Reader, number: int, protocol_id: int) -> Propos
     spi = body.bytes(spi_size, "SPI")
     transforms: list[Transform] = []
     for _ in range(count):
-        more = body.u8("last substruc")
+        more, _reserved, length = _TRANSFORM_HEAD.unpack(body.bytes(4, "transform header"))
         if more not in (0, 3):
             raise ParseError(f"transform: Last Substruc {more}, expected 0 or 3")
-        body.u8("reserved")
-        length = body.u16("transform length")
         if length < 8:
             raise ParseError(f"transform length {length} < 8")
         t = body.sub(length - 4, "transform")
-        ttype = t.u8("transform type")
-        t.u8("reserved")
-        tid = t.u16("transform id")
+        ttype, _reserved, tid = _TRANSFORM_HEAD.unpack(t.bytes(4, "transform type and id"))
         transforms.append(Transform(ttype, tid, _decode_attributes(t)))
         if (more == 0) != (len(transforms) == count):
             raise ParseError("proposal: Last Substruc disagrees with the transform count")
@@ -464,10 +461,13 @@ _DECODERS: dict[int, Callable[[Reader], Payload]] = {
 }
 
 
+_NAMES = {int(t): t.name for t in PayloadType}
+
+
 def decode_payload_body(payload_type: int, body: bytes, critical: bool = False) -> Payload:
     """Parse a payload body; types not in the list above come back as
     :class:`UnknownPayload`."""
     decoder = _DECODERS.get(payload_type)
     if decoder is None:
         return UnknownPayload(payload_type, body, critical)
-    return decoder(Reader(body, PayloadType(payload_type).name))
+    return decoder(Reader(body, _NAMES[payload_type]))
