@@ -135,11 +135,11 @@ def parse_ip(packet: bytes | bytearray | memoryview, *, transport: bool = False)
             while nh in (_V6_HOP_BY_HOP, _V6_ROUTING, _V6_DEST_OPTS, _V6_FRAGMENT):
                 if nh == _V6_FRAGMENT:
                     raise EspParseError("IPv6 fragment: ESP needs the reassembled datagram")
-                if nh == _V6_DEST_OPTS and not seen_routing:
-                    break  # RFC 4303 §3.1.1: destination options may follow ESP
-                seen_routing = seen_routing or nh == _V6_ROUTING
                 if end + 2 > total:
                     raise EspParseError("IPv6 extension header truncated")
+                if nh == _V6_DEST_OPTS and (seen_routing or packet[end] != _V6_ROUTING):
+                    break  # RFC 4303 §3.1.1: these destination options follow ESP
+                seen_routing = seen_routing or nh == _V6_ROUTING
                 ext_len = (packet[end + 1] + 1) * 8
                 if end + ext_len > total:
                     raise EspParseError("IPv6 extension header truncated")

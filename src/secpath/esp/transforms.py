@@ -218,6 +218,9 @@ class CbcHmacTransform(_HmacTransform):
         if len(seed) != block:
             raise LocalError("rng returned the wrong number of bytes")
         self._secret = int.from_bytes(self._encryptor.update(seed), "big")
+        # advance the chain once more, so that the first packet's chaining
+        # value is not the secret itself (they would cancel out)
+        self._encryptor.update(zero_iv)
         self._block = block
 
     def seal(self, prefix: bytes, seq: int, plaintext: bytes) -> bytes:
