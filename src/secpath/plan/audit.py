@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 from secpath.plan.planner import Plan
 from secpath.plan.topology import AuthKind, Network, Role
@@ -61,6 +62,7 @@ def _profile(plan: Plan) -> Iterator[Finding]:
 def _paths(plan: Plan, policies: dict[str, Policy]) -> Iterator[Finding]:
     topology = plan.topology
     nat_paths: dict[str, list[str]] = defaultdict(list)
+    rules = {name: {r.name: r for r in p.rules} for name, p in policies.items()}
     for path in plan.paths:
         if path.authentication is AuthKind.KERBEROS:
             for s in (path.a, path.b):
@@ -78,23 +80,26 @@ def _paths(plan: Plan, policies: dict[str, Policy]) -> Iterator[Finding]:
                         topology.address_seen_from(s, path.b if s is path.a else path.a)
                         != s.visible):
                     nat_paths[s.site].append(path.rule)
-        a_policy, b_policy = policies[path.a.name], policies[path.b.name]
+        # each end reduced to the path's rule: Policy.rule() is a linear scan, and a
+        # router's policy has a rule per PG
+        a_policy = replace(policies[path.a.name], rules=(rules[path.a.name][path.rule],))
+        b_policy = replace(policies[path.b.name], rules=(rules[path.b.name][path.rule],))
         yield from audit_pair(a_policy, path.rule, b_policy, path.rule)
     for site in topology.sites:
         if not site.behind_nat:
             continue
-        rules = nat_paths.get(site.name, [])
+        crossing = nat_paths.get(site.name, [])
         yield Finding(
             Severity.INFO, "nat-site", f"site[{site.name}]",
             f"site {site.name} is behind NAT ({site.public_address}): NAT traversal (UDP "
             "4500) is required",
             "RFC 3947 / RFC 7296 §2.23 detect the NAT; RFC 3948 encapsulates ESP in UDP. The "
             "guide: NAT-T 'is autodetected and autonegotiated' if both devices are capable")
-        if rules:
+        if crossing:
             yield Finding(
                 Severity.WARNING, "transport-behind-nat", f"site[{site.name}]",
-                f"{len(rules)} transport-mode path(s) cross the NAT of site {site.name}: "
-                f"{_names(rules)}",
+                f"{len(crossing)} transport-mode path(s) cross the NAT of site {site.name}: "
+                f"{_names(crossing)}",
                 "RFC 3948 §3.1.2: transport mode through NAT needs the NAT-OA checksum fix-up "
                 "and breaks when two hosts share one NAT address; Windows needs "
                 "AssumeUDPEncapsulationContextOnSendRule (KB 926179). The guide's tested NAT "
