@@ -71,7 +71,9 @@ class IkeEngine:
         self.local_address = local_address
         self._timing = first.timing
         self._sas: dict[bytes, IkeSa] = {}
-        self._half_open: dict[tuple[bytes, Address], IkeSa] = {}
+        # responder SAs by (initiator SPI, peer): a repeated IKE_SA_INIT is
+        # answered (or dropped) by its SA, never starts a second one (§2.1)
+        self._responders: dict[tuple[bytes, Address], IkeSa] = {}
         self._child_spis: set[int] = set()
         self._out: list[Datagram] = []
         self._events: deque[Event] = deque()
@@ -249,9 +251,9 @@ class IkeEngine:
             if sa.state is State.CLOSED:
                 del self._sas[spi]
                 self._child_spis.difference_update(sa.children)
-        for key, sa in list(self._half_open.items()):
-            if sa.state is not State.INIT_DONE:
-                del self._half_open[key]
+        for key, sa in list(self._responders.items()):
+            if sa.state is State.CLOSED:
+                del self._responders[key]
 
     # -- IKE_SA_INIT responder (stateless until a suite is chosen) ------------------
 
@@ -263,7 +265,7 @@ class IkeEngine:
 
     def _init_request(self, data: bytes, header: Header, addr: Address, local_port: int,
                       now: float) -> None:
-        existing = self._half_open.get((header.spi_i, addr))
+        existing = self._responders.get((header.spi_i, addr))
         if existing is not None:
             existing.receive(data, header, addr, local_port, now)  # §2.1: resend
             return
@@ -281,7 +283,7 @@ class IkeEngine:
             self._stateless(header, addr, local_port,
                             NotifyPayload(exc.notify or NotifyType.INVALID_SYNTAX))
             return
-        half_open = sum(1 for sa in self._half_open.values() if sa.state is State.INIT_DONE)
+        half_open = sum(1 for sa in self._responders.values() if sa.state is State.INIT_DONE)
         if half_open >= self._timing.half_open_threshold:
             # RFC 7296 §2.6: answer with a COOKIE until the peer proves its address
             expected = cookie_value(self._cookie_secret, nonce.data, addr[0], header.spi_i)
@@ -317,4 +319,4 @@ class IkeEngine:
                             NotifyPayload(exc.notify or NotifyType.INVALID_SYNTAX))
             return
         self.register(sa)
-        self._half_open[(header.spi_i, addr)] = sa
+        self._responders[(header.spi_i, addr)] = sa

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 from secpath.crypto.dh import DhPrivateKey
 from secpath.crypto.kdf import ChildSaKeys, IkeSaKeys
@@ -43,6 +43,22 @@ __all__ = ["NAT_T_PORT", "ChildSa", "Context", "IkeSa", "Outstanding", "Request"
 NAT_T_PORT = 4500  # RFC 3948 §2.2
 Address = tuple[str, int]
 Rng = Callable[[int], bytes]
+
+
+class _Opener:
+    """Opens SK payloads and remembers whether one verified: a parse error
+    after that is the authenticated peer's, before it anyone's."""
+
+    __slots__ = ("sk", "verified")
+
+    def __init__(self, sk: SkCipher) -> None:
+        self.sk = sk
+        self.verified = False
+
+    def open(self, prefix: bytes, sealed: bytes) -> bytes:
+        plain = self.sk.open(prefix, sealed)
+        self.verified = True
+        return plain
 
 
 class Context(Protocol):
@@ -237,12 +253,15 @@ class IkeSa:
                 return
             if header.message_id != self.peer_next_id:
                 return
+        opener = _Opener(self.sk_in) if self.sk_in is not None else None
         try:
-            message = decode_message(data, self.sk_in)
+            message = decode_message(data, cast(SkCipher, opener))
         except IntegrityError:
             return  # RFC 7296 §2.21.1: silently discard
         except ParseError as exc:
-            if not header.response and self.sk_in is not None and exc.notify is not None:
+            # RFC 7296 §2.21.2: only an authenticated request gets INVALID_SYNTAX
+            if not header.response and opener is not None and opener.verified \
+                    and exc.notify is not None:
                 self.respond(header, [NotifyPayload(exc.notify)])
             return
         if message.fragment is not None:
