@@ -293,9 +293,10 @@ def _selectors(f: Filter, resolver: _Resolver) -> list[tuple[Selector, bool]]:
     return out
 
 
-# A bucket item: (rank, src low, src high, dst low, dst high, outbound match, inbound match).
-# "Any" port ranges start at -1 so that an OPAQUE port (-1) matches them only.
-_Item = tuple[int, int, int, int, int, SpdMatch, SpdMatch]
+# A bucket item: (rank, src low, src high, dst low, dst high); "any" port ranges
+# start at -1 so that an OPAQUE port (-1) matches them only.
+_Item = tuple[int, int, int, int, int]
+_BITS = {4: 32, 6: 128}
 
 
 class _Shape:
@@ -314,10 +315,58 @@ def _low(port_range: PortRange) -> int:
     return -1 if port_range.is_any else port_range.low
 
 
+def _index(entries: Sequence[SpdEntry]) -> dict[int, tuple[tuple[_Shape, ...], ...]]:
+    """Per address family, the tiers of shapes (module docstring, "Index")."""
+    shapes: dict[tuple[int, int, int, bool], _Shape] = {}
+    for e in entries:  # in rank order, so every bucket is sorted
+        sel = e.selector
+        version = sel.source.version
+        src_len, dst_len = sel.source.prefixlen, sel.destination.prefixlen
+        proto_set = sel.protocol is not None
+        shape = shapes.get((version, src_len, dst_len, proto_set))
+        if shape is None:
+            shape = _Shape(_BITS[version], src_len, dst_len, proto_set)
+            shapes[version, src_len, dst_len, proto_set] = shape
+        proto = _ANY_PROTOCOL if sel.protocol is None else sel.protocol
+        key = (
+            (int(sel.source.network_address) << shape.shift)
+            | (int(sel.destination.network_address) << 9)
+            | proto
+        )
+        sp, dp = sel.source_port, sel.destination_port
+        item = (e.rank, _low(sp), sp.high, _low(dp), dp.high)
+        shape.table.setdefault(key, []).append(item)
+    out: dict[int, tuple[tuple[_Shape, ...], ...]] = {}
+    for family in _BITS:
+        tiers: dict[tuple[int, bool], list[_Shape]] = {}
+        for (v, src_len, dst_len, proto_set), shape in shapes.items():
+            if v == family:
+                tiers.setdefault((src_len + dst_len, proto_set), []).append(shape)
+        order = sorted(tiers, key=lambda t: (-t[0], not t[1]))
+        out[family] = tuple(tuple(tiers[t]) for t in order)
+    return out
+
+
+def _make_match(entry: SpdEntry, direction: Direction) -> SpdMatch:
+    ref = entry.ref
+    action = ref.rule.filter_action
+    return SpdMatch(
+        rule=ref.rule,
+        rule_index=ref.rule_index,
+        filter=ref.filter,
+        filter_index=ref.filter_index,
+        filter_action=action,
+        behavior=action.behavior,
+        mirrored=entry.mirrored,
+        direction=direction,
+        cleartext_allowed=_cleartext_allowed(action, direction),
+    )
+
+
 class Spd:
     """The compiled Security Policy Database of one policy."""
 
-    __slots__ = ("_tiers", "entries", "policy", "unresolved")
+    __slots__ = ("_matches", "_tiers", "entries", "policy", "unresolved")
 
     def __init__(self, policy: Policy, resolve: Mapping[str, Sequence[IpAddress]] | None = None) -> None:
         self.policy = policy
@@ -341,53 +390,9 @@ class Spd:
             SpdEntry(sel, ref, key[-1], rank) for rank, (key, sel, ref) in enumerate(keyed)
         )
         self.unresolved: tuple[UnresolvedFilter, ...] = tuple(unresolved)
-        self._tiers: dict[int, tuple[tuple[_Shape, ...], ...]] = {
-            4: self._index(4, 32),
-            6: self._index(6, 128),
-        }
-
-    def _index(self, version: int, bits: int) -> tuple[tuple[_Shape, ...], ...]:
-        shapes: dict[tuple[int, int, bool], _Shape] = {}
-        for e in self.entries:  # in rank order, so every bucket is sorted
-            sel = e.selector
-            if sel.source.version != version:
-                continue
-            src_len, dst_len = sel.source.prefixlen, sel.destination.prefixlen
-            proto_set = sel.protocol is not None
-            shape = shapes.get((src_len, dst_len, proto_set))
-            if shape is None:
-                shape = shapes[src_len, dst_len, proto_set] = _Shape(bits, src_len, dst_len, proto_set)
-            proto = _ANY_PROTOCOL if sel.protocol is None else sel.protocol
-            key = (
-                (int(sel.source.network_address) << shape.shift)
-                | (int(sel.destination.network_address) << 9)
-                | proto
-            )
-            matches = [self._match(e, d) for d in (Direction.OUTBOUND, Direction.INBOUND)]
-            sp, dp = sel.source_port, sel.destination_port
-            item = (e.rank, _low(sp), sp.high, _low(dp), dp.high, matches[0], matches[1])
-            shape.table.setdefault(key, []).append(item)
-        tiers: dict[tuple[int, bool], list[_Shape]] = {}
-        for (src_len, dst_len, proto_set), shape in shapes.items():
-            tiers.setdefault((src_len + dst_len, proto_set), []).append(shape)
-        order = sorted(tiers, key=lambda t: (-t[0], not t[1]))
-        return tuple(tuple(tiers[t]) for t in order)
-
-    @staticmethod
-    def _match(entry: SpdEntry, direction: Direction) -> SpdMatch:
-        ref = entry.ref
-        action = ref.rule.filter_action
-        return SpdMatch(
-            rule=ref.rule,
-            rule_index=ref.rule_index,
-            filter=ref.filter,
-            filter_index=ref.filter_index,
-            filter_action=action,
-            behavior=action.behavior,
-            mirrored=entry.mirrored,
-            direction=direction,
-            cleartext_allowed=_cleartext_allowed(action, direction),
-        )
+        self._tiers = _index(self.entries)
+        # SpdMatch records, made on first use: [2 * rank] outbound, [2 * rank + 1] inbound
+        self._matches: list[SpdMatch | None] = [None] * (2 * len(self.entries))
 
     def lookup(
         self,
@@ -444,5 +449,9 @@ class Spd:
                             best = item
                         break
             if best is not None:
-                return best[6] if inbound else best[5]
+                slot = 2 * best[0] + inbound
+                match = self._matches[slot]
+                if match is None:
+                    match = self._matches[slot] = _make_match(self.entries[best[0]], direction)
+                return match
         return None
