@@ -60,10 +60,15 @@ Entries are grouped by *shape* (address family, source and destination
 prefix lengths, whether the protocol is set); each shape is a hash table
 keyed by (masked source, masked destination, protocol) whose buckets hold
 entries in specificity order.  Shapes are grouped in *tiers* with equal keys
-1 and 2, visited best first; the first tier with a match decides.  A lookup
-costs one hash probe per shape visited plus the bucket scan, independent of
-the number of filters for a fixed set of shapes (at most 33 x 33 x 2 shapes
-for IPv4).  Compiling sorts the entries: O(E log E) for E entries.
+1 and 2, visited best first; the first tier with a match decides (within a
+tier the best-ranked bucket hit wins; within a bucket the first entry whose
+ports match).  A lookup costs one hash probe per shape visited plus the
+bucket scan, independent of the number of filters for a fixed set of shapes
+(at most 33 x 33 x 2 shapes for IPv4, 129 x 129 x 2 for IPv6).  A bucket holds
+the entries with the same addresses and protocol, differing only by ports or
+tie-breaks, so it grows only with port filters for one host pair.
+Compiling sorts the entries: O(E log E) for E entries.  The :class:`SpdMatch`
+records are made on first use and then reused.
 """
 
 from __future__ import annotations
