@@ -358,7 +358,7 @@ def _check_references(r: _Reader, data: Mapping[str, Any], topology: Topology) -
                 owners[addr] = f"server[{i}] {s.name}"
     for i, s in enumerate(servers):
         for j, ref in enumerate(s.unified_cm):
-            target = topology._by_name.get(ref)
+            target = topology.server(ref) if ref in index else None
             if target is None or target.role is not Role.UNIFIED_CM:
                 ucms = [x.name for x in servers if x.role is Role.UNIFIED_CM]
                 listed = isinstance(data["server"][i].get("unified_cm"), list)
