@@ -1,8 +1,10 @@
 """Every ``swanctl.conf`` that ``secpath plan`` writes loads into a real
 strongSwan: a charon in a network namespace of the test's own, one
 ``swanctl --load-all`` per server, with the certificates (a test CA made
-here) and preshared-key include files the configuration names.  Any load
-error fails the test."""
+here) and preshared-key include files the configuration names, and the
+server's addresses on the namespace's loopback so that charon installs every
+trap (transport mode) and shunt (exemption) policy.  Any load error, missing
+connection or missing policy fails the test."""
 
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ from cryptography.x509.oid import NameOID
 from secpath.plan.planner import plan_deployment
 from secpath.plan.synthetic import synthetic_topology
 from secpath.plan.topology_loader import load_topology, parse_topology
-from secpath.plan.writer import build_output, write_plan
-from tests.netns import namespaces, needs_root
+from secpath.plan.writer import PlanOutput, build_output, write_plan
+from secpath.policy.model import Behavior, Policy
+from tests.netns import namespaces, needs_root, run_in
 from tests.strongswan import Charon, charon, needs_strongswan
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -90,22 +93,53 @@ def _credentials(conf_dir: Path, conf: str, fqdn: str, pki: _Pki) -> None:
         target.chmod(0o600)
 
 
-def _load_all(c: Charon, out_dir: Path, servers: dict[str, str], pki: _Pki,
+def _expected_policies(policy: Policy) -> list[str]:
+    """``swanctl --list-pols`` lines the policy's rules install: a trap per
+    negotiated child that starts on traffic, a pass/drop shunt per exemption."""
+    out = []
+    for rule in policy.rules:
+        filters = rule.filter_list.filters
+        children = [rule.name] if len(filters) == 1 else [f"{rule.name}-{i}"
+                                                          for i in range(len(filters))]
+        behavior = rule.filter_action.behavior
+        if behavior is Behavior.NEGOTIATE:
+            if rule.start == "trap" and rule.peer is not None:
+                out += [f"{rule.name}/{c}, {rule.mode.upper()}" for c in children]
+        else:
+            kind = "PASS" if behavior is Behavior.PERMIT else "DROP"
+            out += [f"{rule.name}/{c}, {kind}" for c in children]
+    return out
+
+
+def _load_all(c: Charon, out_dir: Path, out: PlanOutput, servers: list[str], pki: _Pki,
               domain: str) -> int:
+    """Load each server's file with its addresses on the namespace's loopback
+    (so its trap policies can be installed), then check connections and policies."""
     loaded = 0
-    for server, rel in servers.items():
-        path = out_dir / rel
+    for server in servers:
+        path = out_dir / out.servers[server]["swanctl"]
         conf = path.read_text()
+        policy = out.policies[server]
         _credentials(path.parent, conf, f"{server}.{domain}", pki)
-        output = c.swanctl("--load-all", "--noprompt", "--clear", "--file", str(path))
-        # connection names: the 2-space-indented sections of ``connections``
-        names = re.findall(r"^  (\S+) \{$", conf.split("\nsecrets {")[0], re.MULTILINE)
-        assert names, conf
-        assert f"successfully loaded {len(names)} connections" in output, output
-        assert "failed" not in output.replace("failed: No such file or directory", ""), output
-        listed = c.swanctl("--list-conns")
-        for name in names:
-            assert f"{name}: IKEv" in listed, (server, name, listed[:2000])
+        addresses = [f"{a}/32" for a in policy.local.addresses]
+        for a in addresses:
+            run_in(c.ns, ["ip", "addr", "add", a, "dev", "lo"])
+        try:
+            output = c.swanctl("--load-all", "--noprompt", "--clear", "--file", str(path))
+            # connection names: the 2-space-indented sections of ``connections``
+            names = re.findall(r"^  (\S+) \{$", conf.split("\nsecrets {")[0], re.MULTILINE)
+            assert names == [r.name for r in policy.rules], conf
+            assert f"successfully loaded {len(names)} connections" in output, output
+            assert "failed" not in output.replace("failed: No such file or directory", ""), output
+            listed = c.swanctl("--list-conns")
+            for name in names:
+                assert f"{name}: IKEv" in listed, (server, name, listed[:2000])
+            policies = c.swanctl("--list-pols")
+            for line in _expected_policies(policy):
+                assert line in policies, (server, line, policies[:3000])
+        finally:
+            for a in addresses:
+                run_in(c.ns, ["ip", "addr", "del", a, "dev", "lo"], check=False)
         loaded += len(names)
     return loaded
 
@@ -119,9 +153,9 @@ def test_every_generated_swanctl_conf_loads(topology: str, strongswan: Charon, p
     isolate = ["aw-2"] if topology == "topology.toml" else []
     out = build_output(plan, ["swanctl"], isolate)
     write_plan(out, tmp_path)
-    servers = {name: files["swanctl"] for name, files in out.servers.items()}
-    assert set(servers) == {s.name for s in topo.servers}
-    loaded = _load_all(strongswan, tmp_path, servers, pki, topo.deployment.domain)
+    servers = [name for name, files in out.servers.items() if "swanctl" in files]
+    assert servers == [s.name for s in topo.servers]
+    loaded = _load_all(strongswan, tmp_path, out, servers, pki, topo.deployment.domain)
     rules = sum(len(p.rules) for p in out.policies.values())
     assert loaded == rules
 
@@ -130,8 +164,8 @@ def test_a_synthetic_topology_loads(strongswan: Charon, pki: _Pki, tmp_path: Pat
     topo = parse_topology(synthetic_topology(40))
     out = build_output(plan_deployment(topo), ["swanctl"])
     write_plan(out, tmp_path)
-    some = {name: out.servers[name]["swanctl"] for name in ("rtr-a", "pg4-b", "ucm-0")}
-    assert _load_all(strongswan, tmp_path, some, pki, "icm.example.com") > 40
+    some = ["rtr-a", "pg4-b", "ucm-0"]
+    assert _load_all(strongswan, tmp_path, out, some, pki, "icm.example.com") > 40
 
 
 def test_the_check_catches_a_conf_strongswan_refuses(strongswan: Charon, tmp_path: Path) -> None:
