@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 _TRANSFORM_HEAD = struct.Struct("!BBH")
+_TS_HEAD = struct.Struct("!BBHHH")  # RFC 7296 §3.13.1
 _MAX_ITEMS = 256  # bound on proposals, transforms, attributes, selectors, SPIs
 
 
@@ -387,22 +388,22 @@ def _decode_sa(r: Reader) -> SaPayload:
 
 
 def _decode_selector(r: Reader) -> TrafficSelector:
-    ts_type = r.u8("TS type")
-    protocol = r.u8("IP protocol")
-    length = r.u16("selector length")
+    ts_type, protocol, length, start_port, end_port = _TS_HEAD.unpack(
+        r.bytes(8, "traffic selector header")
+    )
+    address: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]
     if ts_type == TsType.TS_IPV4_ADDR_RANGE:
-        size = 4
+        size, address = 4, ipaddress.IPv4Address
     elif ts_type == TsType.TS_IPV6_ADDR_RANGE:
-        size = 16
+        size, address = 16, ipaddress.IPv6Address
     else:
         raise ParseError(f"traffic selector type {ts_type} is not supported")
     if length != 8 + 2 * size:
         raise ParseError(f"traffic selector length {length}, expected {8 + 2 * size}")
-    start_port = r.u16("start port")
-    end_port = r.u16("end port")
-    start = ipaddress.ip_address(r.bytes(size, "start address"))
-    end = ipaddress.ip_address(r.bytes(size, "end address"))
-    return TrafficSelector(start, end, protocol, start_port, end_port)
+    addresses = r.bytes(2 * size, "addresses")
+    return TrafficSelector(
+        address(addresses[:size]), address(addresses[size:]), protocol, start_port, end_port
+    )
 
 
 def _decode_ts(r: Reader, cls: type[TsiPayload] | type[TsrPayload]) -> TsiPayload | TsrPayload:
