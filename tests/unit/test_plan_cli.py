@@ -106,8 +106,12 @@ def test_a_bad_topology_exits_2_with_located_errors(tmp_path: Path) -> None:
     assert set(problems[0]) == {"file", "key", "value", "expected"}
 
 
-def test_bad_arguments_exit_2() -> None:
+def test_bad_arguments_exit_2(tmp_path: Path) -> None:
     topology = str(EXAMPLES / "topology.toml")
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    r = runner.invoke(app, ["plan", topology, "--out", str(not_a_dir)])
+    assert r.exit_code == 2 and "a writable directory" in r.output
     r = runner.invoke(app, ["plan", topology, "--format", "secpath,pdf"])
     assert r.exit_code == 2 and "--format" in r.output
     r = runner.invoke(app, ["plan", topology, "--isolate", "ghost"])

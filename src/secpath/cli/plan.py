@@ -106,7 +106,11 @@ def plan(
         _bad_input([{"file": str(topology), "key": "(plan)", "value": "", "expected": str(e)}],
                    as_json)
     if out is not None:
-        write_plan(output, out)
+        try:
+            write_plan(output, out)
+        except OSError as e:
+            _bad_input([{"file": str(e.filename or out), "key": "--out", "value": str(out),
+                         "expected": f"a writable directory ({e.strerror})"}], as_json)
     if as_json:
         data: dict[str, Any] = plan_json(output, out)
         if out is None:

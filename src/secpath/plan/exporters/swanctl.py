@@ -44,7 +44,9 @@ def _ts(address: Address, f: Filter, local: bool) -> str:
     if f.protocol is None:
         return base
     ports = f.source_port if local else f.destination_port
-    return f"{base}[{f.protocol}/{'' if ports.is_any else str(ports)}]".replace("/]", "]")
+    if ports.is_any:
+        return f"{base}[{f.protocol}]"
+    return f"{base}[{f.protocol}/{ports}]"  # swanctl.conf: "[proto/port]" or "[proto/low-high]"
 
 
 def _auth_lines(auth: AuthMethod, own_id: str, remote_id: str, name: str,
