@@ -1,0 +1,107 @@
+"""Drive a :class:`~secpath.agent.PolicyAgent` from asyncio: feed it what
+arrives, send what it transmits, deliver what it decrypts, and wake it when
+its timer is due.  The daemon and the lab both use this one driver; only the
+``send`` and ``deliver`` callables differ (real sockets and a TUN device, or
+the lab network)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from secpath.agent import AgentEvent, Outgoing, PolicyAgent
+
+__all__ = ["AgentDriver"]
+
+
+class AgentDriver:
+    def __init__(
+        self,
+        agent: PolicyAgent,
+        send: Callable[[Outgoing], None],
+        deliver: Callable[[bytes], None],
+        on_event: Callable[[AgentEvent], None] | None = None,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.agent = agent
+        self._send = send
+        self._deliver = deliver
+        self._on_event = on_event
+        self._loop = loop or asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.closed = False
+
+    def now(self) -> float:
+        # wall-clock time: the engines check certificate validity with it
+        return time.time()
+
+    # -- inputs ----------------------------------------------------------------
+
+    def datagram(self, data: bytes, source: tuple[str, int], local_port: int) -> None:
+        if self.closed:
+            return
+        self.agent.receive_datagram(data, source, local_port, self.now())
+        self.flush()
+
+    def packet_from_network(self, packet: bytes) -> None:
+        if self.closed:
+            return
+        self.agent.receive_packet(packet, self.now())
+        self.flush()
+
+    def packet_from_host(self, packet: bytes) -> None:
+        if self.closed:
+            return
+        self.agent.send_packet(packet, self.now())
+        self.flush()
+
+    def initiate(self, rule: str) -> None:
+        self.agent.initiate(rule, self.now())
+        self.flush()
+
+    def terminate(self, rule: str | None) -> int:
+        n = self.agent.terminate(rule, self.now())
+        self.flush()
+        return n
+
+    # -- outputs ---------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Send, deliver and report everything the agent has, then re-arm the timer."""
+        agent = self.agent
+        for out in agent.transmit():
+            self._send(out)
+        for packet in agent.deliver():
+            self._deliver(packet)
+        while (event := agent.next_event()) is not None:
+            if self._on_event is not None:
+                self._on_event(event)
+        self._arm()
+
+    def _arm(self) -> None:
+        when = self.agent.next_timer()
+        if when == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = when
+        if when is not None and not self.closed:
+            self._timer = self._loop.call_later(max(when - self.now(), 0.0), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self.closed:
+            return
+        self.agent.handle_timer(self.now())
+        self.flush()
+
+    def close(self) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
