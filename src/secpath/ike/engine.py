@@ -201,12 +201,13 @@ class IkeEngine:
         if (header.exchange_type == ExchangeType.IKE_SA_INIT and not header.response
                 and header.initiator and header.spi_r == bytes(8) and header.message_id == 0):
             self._init_request(data, header, addr, local_port, now)
-        else:
-            our = header.spi_r if header.initiator else header.spi_i
-            sa = self._sas.get(our)
-            if sa is not None:
-                sa.receive(data, header, addr, local_port, now)
-        self._cleanup()
+            return
+        our = header.spi_r if header.initiator else header.spi_i
+        sa = self._sas.get(our)
+        if sa is not None:
+            sa.receive(data, header, addr, local_port, now)
+            if sa.state is State.CLOSED:
+                self._cleanup()
 
     def handle_timer(self, now: float) -> None:
         for sa in list(self._sas.values()):

@@ -3,6 +3,7 @@ INVALID_KE_PAYLOAD (§1.2), NAT detection (§2.23)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -41,9 +42,14 @@ _MAX_COOKIE_TRIES = 3
 _MAX_KE_RETRIES = 2
 
 
+@functools.lru_cache(maxsize=1024)
+def _packed(address: str) -> bytes:
+    return ipaddress.ip_address(address).packed
+
+
 def nat_detection_hash(spi_i: bytes, spi_r: bytes, address: str, port: int) -> bytes:
     """SHA-1(SPIi | SPIr | IP | Port) (RFC 7296 §2.23)."""
-    packed = ipaddress.ip_address(address).packed
+    packed = _packed(address)
     return hashlib.sha1(spi_i + spi_r + packed + struct.pack("!H", port)).digest()  # noqa: S324
 
 
@@ -207,7 +213,7 @@ def init_response_step(sa: IkeSa, message: Message, now: float) -> State | None:
 
 def cookie_value(secret: bytes, ni: bytes, peer: str, spi_i: bytes) -> bytes:
     """Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>) (RFC 7296 §2.6)."""
-    packed = ipaddress.ip_address(peer).packed
+    packed = _packed(peer)
     return b"\x00" + hmac.digest(secret, ni + packed + spi_i, "sha256")[:16]
 
 

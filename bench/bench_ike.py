@@ -1,0 +1,197 @@
+"""IKEv2 handshakes per second, both engines in one process (issue 4).
+
+Each handshake is a full IKE_SA_INIT + IKE_AUTH with the first Child SA,
+between two :class:`secpath.ike.engine.IkeEngine` objects paired in memory.
+Two profiles: x25519 + PSK (chacha20poly1305-prfsha256-x25519) and
+modp2048 + RSA-2048 certificates (aes128-sha256-modp2048).
+
+Baseline, measured in the same run: the pure-crypto cost of one handshake,
+i.e. the public-key operations alone — two DH key generations and two DH
+shared secrets, plus (RSA profile) two RSA-2048 signatures, two signature
+verifications and two certificate-chain validations.  The ratio says which
+share of the time the protocol engine leaves to that bound (target: >= 50 %).
+
+Run: ``.venv/bin/python bench/bench_ike.py``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
+
+from secpath.crypto.dh import generate_dh
+from secpath.ike import auth
+from secpath.ike.config import Credentials, IkeConfig, Timing
+from secpath.ike.engine import IkeEngine
+from secpath.ike.events import ChildSaInstalled
+from secpath.policy.model import (
+    Address,
+    Behavior,
+    CertificateAuth,
+    Filter,
+    FilterAction,
+    FilterList,
+    KeyExchange,
+    KeyExchangeMethod,
+    Local,
+    Policy,
+    PskAuth,
+    Rule,
+    SecurityMethod,
+)
+from secpath.secret import Secret
+
+A, B = "10.0.0.1", "10.0.0.2"
+NOW = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC).timestamp()
+ROUNDS = {"x25519+PSK": 300, "modp2048+RSA-2048": 40}
+REPEATS = 3
+
+
+def _ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench CA")])
+    start = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(1)
+        .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+                       critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def _leaf(ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], ip: str,
+          key: rsa.RSAPrivateKey) -> x509.Certificate:
+    start = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip)]))
+        .issuer_name(ca[0].subject).public_key(key.public_key()).serial_number(2)
+        .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
+                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca[1].public_key()),
+                       critical=False)
+        .sign(ca[1], hashes.SHA256())
+    )
+
+
+def _config(me: str, peer: str, method: KeyExchangeMethod, esp: SecurityMethod,
+            creds: Credentials) -> IkeConfig:
+    psk = creds.psk is not None
+    auth_method = PskAuth(Path("/dev/null")) if psk else CertificateAuth(Path("/dev/null"))
+    rule = Rule("path", FilterList("f", (Filter(Address.me(), Address.of(peer)),)),
+                FilterAction("secure", Behavior.NEGOTIATE, (esp,)), (auth_method,),
+                peer=ipaddress.ip_address(peer))
+    policy = Policy("bench", Local((ipaddress.ip_address(me),)), KeyExchange((method,)), (rule,))
+    return IkeConfig.from_policy(policy, rule, creds, timing=Timing(dpd_interval=None))
+
+
+def _handshake(a: IkeEngine, b: IkeEngine) -> None:
+    a.initiate("path", NOW)
+    installed = 0
+    while True:
+        moved = False
+        for src, dst, addr in ((a, b, A), (b, a, B)):
+            for d in src.datagrams_to_send():
+                moved = True
+                dst.receive_datagram(d.data, (addr, d.source_port), NOW,
+                                     local_port=d.destination[1])
+        for e in (a, b):
+            while (ev := e.next_event()) is not None:
+                installed += isinstance(ev, ChildSaInstalled)
+        if not moved:
+            break
+    if installed != 2:
+        raise RuntimeError("handshake did not complete")
+
+
+def _time(fns: tuple[Callable[[], None], ...], rounds: int) -> list[float]:
+    """Best seconds per call of each function over REPEATS runs of ``rounds``
+    calls, the functions alternating so that load changes hit them alike."""
+    best = [float("inf")] * len(fns)
+    for _ in range(REPEATS):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            for _ in range(rounds):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - start) / rounds)
+    return best
+
+
+def _dh_cost(group: int) -> Callable[[], None]:
+    def run() -> None:
+        x = generate_dh(group, os.urandom)
+        y = generate_dh(group, os.urandom)
+        x.shared_secret(y.public_bytes)
+        y.shared_secret(x.public_bytes)
+
+    return run
+
+
+def main() -> None:
+    profiles: list[tuple[str, IkeConfig, IkeConfig, Callable[[], None]]] = []
+
+    psk = Credentials(psk=Secret(os.urandom(32)))
+    x_method = KeyExchangeMethod("sha256", "chacha20poly1305", 31)
+    x_esp = SecurityMethod("chacha20poly1305", "none")
+    profiles.append(("x25519+PSK", _config(A, B, x_method, x_esp, psk),
+                     _config(B, A, x_method, x_esp, psk), _dh_cost(31)))
+
+    ca = _ca()
+    keys = {ip: rsa.generate_private_key(public_exponent=65537, key_size=2048) for ip in (A, B)}
+    certs = {ip: _leaf(ca, ip, keys[ip]) for ip in (A, B)}
+    m_method = KeyExchangeMethod("sha256", "aes128", 14)
+    m_esp = SecurityMethod("aes128", "sha256")
+
+    def creds(ip: str) -> Credentials:
+        return Credentials(certificate=certs[ip], private_key=keys[ip], trust_anchors=(ca[0],))
+
+    dh14 = _dh_cost(14)
+    octets = os.urandom(600)
+    leaf_der = auth.certificate_der(certs[A])
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+
+    def rsa_crypto() -> None:
+        dh14()
+        for ip in (A, B):
+            sig = keys[ip].sign(octets, pss, hashes.SHA256())
+            public = auth.validate_certificate(leaf_der, [], [ca[0]],
+                                               auth.Identity.parse(A), NOW)
+            assert isinstance(public, rsa.RSAPublicKey)
+            keys[ip].public_key().verify(sig, octets, pss, hashes.SHA256())
+
+    profiles.append(("modp2048+RSA-2048", _config(A, B, m_method, m_esp, creds(A)),
+                     _config(B, A, m_method, m_esp, creds(B)), rsa_crypto))
+
+    print(f"{'profile':<20} {'handshakes/s':>13} {'crypto-only/s':>14} {'ratio':>7}")
+    for name, cfg_a, cfg_b, crypto in profiles:
+        rounds = ROUNDS[name]
+        engines: list[tuple[IkeEngine, IkeEngine]] = []
+
+        def one(cfg_a: IkeConfig = cfg_a, cfg_b: IkeConfig = cfg_b,
+                engines: list[tuple[IkeEngine, IkeEngine]] = engines) -> None:
+            if not engines or len(engines[-1][0].ike_sas()) > 50:
+                engines.append((IkeEngine([cfg_a], os.urandom), IkeEngine([cfg_b], os.urandom)))
+            _handshake(*engines[-1])
+
+        full, bound = _time((one, crypto), rounds)
+        print(f"{name:<20} {1 / full:>13.1f} {1 / bound:>14.1f} {bound / full:>6.0%}")
+
+
+if __name__ == "__main__":
+    main()
