@@ -4,7 +4,8 @@ encodes, and decrypts the SK payloads given the IKE keys in an
 verifying the integrity checksum.
 
 Wireshark 4.0's IKEv2 decryption table has no ChaCha20-Poly1305 entry, so
-that suite is checked for the outer structure only.
+that suite is checked for the outer structure only.  RFC 7383 fragments are
+reassembled and decrypted by tshark too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
+from secpath.crypto.sk import SkCipher
 from secpath.ike.constants import PayloadType
+from secpath.ike.fragment import encode_fragments
 from secpath.ike.payloads import IdiPayload, NotifyPayload, TsiPayload, TsrPayload
 from tests.unit.test_ike_codec_scapy import SUITE_IDS, SUITES, Handshake, handshake
 
@@ -109,3 +112,32 @@ def test_tshark_dissects_and_decrypts(
         assert len(icd) == encrypted
         assert all(line.rstrip().endswith("[correct]") for line in icd), icd
         assert text.count("Decrypted Data") == encrypted
+
+
+@pytest.mark.parametrize(("name", "enc", "integ", "prf", "group"),
+                         [s for s in SUITES if s[1] in _ENC], ids=[s[0] for s in SUITES
+                                                                   if s[1] in _ENC])
+def test_tshark_reassembles_and_decrypts_fragments(
+    tmp_path: Path, name: str, enc: str, integ: str | None, prf: str, group: int
+) -> None:
+    """RFC 7383: IKE_AUTH split into SKF fragments of at most 200 bytes."""
+    hs = handshake(enc, integ, prf, group)
+    _write_capture(hs, tmp_path)  # writes the decryption table
+    auth = hs.datagrams[2]
+    sk = SkCipher(enc, integ, hs.keys.sk_ei, hs.keys.sk_ai)
+    fragments = encode_fragments(auth.message, sk, os.urandom, 200)
+    assert len(fragments) > 2
+    pcap = tmp_path / "fragments.pcap"
+    wrpcap(str(pcap), [IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=4500, dport=4500)
+                       / Raw(b"\x00\x00\x00\x00" + f) for f in fragments])
+    text = _tshark(pcap, tmp_path, "-V", "-O", "isakmp")
+    icd = [line for line in text.splitlines() if "Integrity Checksum Data" in line]
+    assert len(icd) == len(fragments)
+    assert all(line.rstrip().endswith("[correct]") for line in icd), icd
+    assert f"Total Fragments: {len(fragments)}" in text
+    fields = _tshark(pcap, tmp_path, "-T", "fields", "-E", "occurrence=a",
+                     "-e", "isakmp.typepayload", "-e", "_ws.malformed")
+    rows = [line.split("\t") for line in fields.splitlines()]
+    assert all(malformed == "" for _, malformed in rows)
+    last = [int(t) for t in rows[-1][0].split(",") if t not in ("2", "3")]
+    assert last == [PayloadType.SKF, *(p.payload_type for p in auth.message.payloads)]
