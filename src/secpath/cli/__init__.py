@@ -16,8 +16,9 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
+    import secpath.cli.check
+    import secpath.cli.lab
     import secpath.cli.plan  # noqa: F401
-    from secpath.cli import check  # noqa: F401  (check, schema)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import os
 import secrets
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -263,8 +263,13 @@ def _initiator(topology: Topology, path: CommunicationPath) -> Server:
 
 
 async def run_lab(
-    topology: Topology, options: LabOptions = LabOptions(), progress: Progress | None = None
+    topology: Topology,
+    options: LabOptions = LabOptions(),
+    progress: Progress | None = None,
+    on_ready: Callable[[LabResult], Awaitable[None]] | None = None,
 ) -> LabResult:
+    """Run the lab; ``on_ready`` (if given) is awaited with the result while
+    the hosts are still up (``secpath lab --keep``)."""
     started = time.monotonic()
     report = progress or (lambda phase, done, total: None)
     plan: Plan = plan_deployment(topology)
@@ -410,7 +415,7 @@ async def run_lab(
             assert host.driver is not None
             _add(totals, host.driver.agent.stats)
         injector = network.injector
-        return LabResult(
+        result = LabResult(
             topology.deployment.name,
             list(results.values()),
             len(hosts),
@@ -426,6 +431,9 @@ async def run_lab(
                 "nat_translations": sum(n.translations for n in network.nats.values()),
             },
         )
+        if on_ready is not None:
+            await on_ready(result)
+        return result
     finally:
         for host in hosts.values():
             if host.driver is not None:
