@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from secpath.errors import LocalError
 from secpath.plan.topology import AuthKind, Role
@@ -244,3 +246,30 @@ def test_a_simplex_pair_needs_no_private_address() -> None:
     del server(d, "lgr-a")["private"]
     t = parse_topology(d)
     assert t.server("lgr-a").private is None
+
+
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 300), st.text(max_size=12),
+                    st.sampled_from(["A", "B", "pg", "router", "10.10.1.10", "central",
+                                     "ucm-1", "primary", "10.0.0.0/8"]),
+                    st.lists(st.text(max_size=6), max_size=3), st.dictionaries(
+                        st.text(max_size=5), st.integers(), max_size=2))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_any_edit_gives_a_topology_or_a_topology_error(data: st.DataObject) -> None:
+    """Whatever a key holds, the loader returns a whole topology or raises
+    TopologyError with located issues — never another exception."""
+    d = doc()
+    for _ in range(data.draw(st.integers(1, 4))):
+        where = data.draw(st.sampled_from(["deployment", "site", "server", "isolation"]))
+        table = d[where] if where in ("deployment", "isolation") else data.draw(
+            st.sampled_from(d[where]))
+        key = data.draw(st.sampled_from([*table.keys(), "extra"]))
+        table[key] = data.draw(_VALUES)
+    try:
+        topology = parse_topology(d)
+    except TopologyError as e:
+        assert e.issues and all(i.key and i.expected for i in e.issues)
+    else:
+        assert len(topology.servers) == len(d["server"])

@@ -148,6 +148,8 @@ class _Reader:
         out: list[IpNetwork] = []
         for i, v in enumerate(value):
             try:
+                if not isinstance(v, str):
+                    raise TypeError(v)
                 out.append(ipaddress.ip_network(v, strict=True))
             except (TypeError, ValueError):
                 self.issue(f"{where}.{key}[{i}]", v, "a subnet in CIDR form, e.g. 10.30.0.0/16")
