@@ -47,6 +47,7 @@ class LabOptions:
     packets_per_direction: int = 3
     duration: float = 0.0  # keep sending traffic this long (seconds), after the first round
     negotiate_timeout: float = 45.0
+    settle_timeout: float = 15.0  # how long traffic may take to arrive (with resends)
     port_base: int = 30000
     seed: int | None = None
 
@@ -369,6 +370,8 @@ async def run_lab(
         # -- traffic -----------------------------------------------------------
         token = secrets.token_hex(4)
         expected: dict[str, dict[bytes, str]] = {}  # receiving address -> payload -> rule
+        outbox: dict[bytes, tuple[str, bytes]] = {}  # payload -> (sending address, packet)
+        resent = 0
         rounds = 0
         until = time.monotonic() + options.duration
         while True:
@@ -385,16 +388,30 @@ async def run_lab(
                         expected.setdefault(receiver.address, {})[payload] = path.rule
                         r.sent += 1
                         assert sender.driver is not None
-                        sender.driver.packet_from_host(_packet(str(own), str(peer_addr), payload))
+                        packet = _packet(str(own), str(peer_addr), payload)
+                        outbox[payload] = (sender.address, packet)
+                        sender.driver.packet_from_host(packet)
             rounds += 1
             report("traffic", rounds, max(rounds, 1))
             if time.monotonic() >= until:
                 break
             await asyncio.sleep(0.2)
-        settle = time.monotonic() + 3.0
+        # like any application over UDP, the lab resends what did not arrive
+        # (loss injected by the fault injector); each payload counts once
+        settle = time.monotonic() + options.settle_timeout
+        next_resend = time.monotonic() + 0.3
         while time.monotonic() < settle:
             if _count(hosts, expected, results, commit=False) == sum(r.sent for r in results.values()):
                 break
+            if time.monotonic() >= next_resend:
+                missing = _missing(hosts, expected)
+                for payload, (sender_addr, packet) in outbox.items():
+                    if payload in missing:
+                        sender = hosts[sender_addr]
+                        assert sender.driver is not None
+                        sender.driver.packet_from_host(packet)
+                        resent += 1
+                next_resend = time.monotonic() + 0.3
             await asyncio.sleep(0.02)
         _count(hosts, expected, results, commit=True)
 
@@ -429,6 +446,7 @@ async def run_lab(
                 "duplicated_by_fault_injector": injector.duplicated,
                 "reordered_by_fault_injector": injector.reordered,
                 "nat_translations": sum(n.translations for n in network.nats.values()),
+                "application_resends": resent,
             },
         )
         if on_ready is not None:
@@ -523,6 +541,14 @@ def _count(
         for rule, n in verified.items():
             results[rule].verified = n
     return sum(verified.values())
+
+
+def _missing(hosts: dict[str, _Host], expected: dict[str, dict[bytes, str]]) -> set[bytes]:
+    missing: set[bytes] = set()
+    for address, wanted in expected.items():
+        got = {packet[28:] for packet in hosts[address].delivered}
+        missing.update(p for p in wanted if p not in got)
+    return missing
 
 
 def _add(totals: Statistics, stats: Statistics) -> None:
