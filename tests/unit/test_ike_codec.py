@@ -195,6 +195,8 @@ def test_notify_and_ts_wire_format() -> None:
         (PayloadType.SA, bytes.fromhex("00000010010100010000000701000001")),  # transform < 8
         (PayloadType.SA, bytes.fromhex("000000100101000205000008010000010000")),
         (PayloadType.KE, b"\x00\x0e\x00"),
+        (PayloadType.NONCE, bytes(15)),  # RFC 7296 §3.9: 16 to 256 bytes
+        (PayloadType.NONCE, bytes(257)),
         (PayloadType.IDI, b"\x01\x00"),
         (PayloadType.AUTH, b""),
         (PayloadType.CERT, b""),

@@ -433,6 +433,13 @@ def _decode_delete(r: Reader) -> DeletePayload:
     return DeletePayload(proto, spis)
 
 
+def _nonce(data: bytes) -> NoncePayload:
+    # RFC 7296 §3.9: "at least 128 bits in size ... MUST NOT exceed 2048 bits"
+    if not 16 <= len(data) <= 256:
+        raise ParseError(f"Nonce of {len(data)} bytes, must be 16 to 256")
+    return NoncePayload(data)
+
+
 def _ke(r: Reader) -> tuple[int, bytes]:
     group = r.u16("DH group")
     r.bytes(2, "reserved")
@@ -453,7 +460,7 @@ _DECODERS: dict[int, Callable[[Reader], Payload]] = {
     PayloadType.CERT: lambda r: CertPayload(*_typed(r, "cert encoding", 0)),
     PayloadType.CERTREQ: lambda r: CertReqPayload(*_typed(r, "cert encoding", 0)),
     PayloadType.AUTH: lambda r: AuthPayload(*_typed(r, "auth method", 3)),
-    PayloadType.NONCE: lambda r: NoncePayload(r.rest()),
+    PayloadType.NONCE: lambda r: _nonce(r.rest()),
     PayloadType.NOTIFY: _decode_notify,
     PayloadType.DELETE: _decode_delete,
     PayloadType.VENDOR_ID: lambda r: VendorIdPayload(r.rest()),
