@@ -85,6 +85,7 @@ def make_config(
     remote_id: str | None = None,
     local_id: str | None = None,
     filters: tuple[Filter, ...] | None = None,
+    fragment_size: int = 1280,
 ) -> IkeConfig:
     ike_m, esp_m = SUITES[suite]
     fa = FilterAction("secure", Behavior.NEGOTIATE, esp_methods or (esp_m,), pfs=pfs)
@@ -102,7 +103,8 @@ def make_config(
         KeyExchange(ike_methods or (ike_m,), allow_dh_group1=False), (rule,),
     )
     return IkeConfig.from_policy(policy, rule, creds or credentials(auth, me), timing=timing,
-                                 esn=esn, force_udp_encapsulation=force_udp_encapsulation)
+                                 esn=esn, force_udp_encapsulation=force_udp_encapsulation,
+                                 fragment_size=fragment_size)
 
 
 @dataclass

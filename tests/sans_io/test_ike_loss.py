@@ -185,3 +185,59 @@ def test_responses_only_for_outstanding_requests() -> None:
     pair.a.drain()
     assert pair.a.events == before
     assert pair.a.engine.datagrams_to_send() == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fragmented_ike_auth_with_loss(seed: int) -> None:
+    """RFC 7383: RSA certificates in IKE_AUTH travel in SKF fragments of at
+    most ``fragment_size`` bytes, reassembled, even when some are lost."""
+    from secpath.ike.constants import PayloadType
+
+    timing = Timing(retransmit_timeout=1.0, retransmit_base=1.5, retransmit_tries=12,
+                    dpd_interval=None)
+    pair = make_pair(seed=seed, auth="rsa", fragment_size=400, timing=timing)
+    sizes: list[int] = []
+    fragments: list[int] = []
+    lossy = _lossy(seed, 0.2)
+    assert callable(lossy)
+
+    def net(d: Datagram, src: str) -> list[Datagram]:
+        if d.data[18] != 34:  # IKE_SA_INIT is never fragmented (RFC 7383 §2.5)
+            sizes.append(len(d.data))
+        if d.data[16] == PayloadType.SKF:
+            fragments.append(int.from_bytes(d.data[32:34], "big"))
+        out: list[Datagram] = lossy(d, src)
+        return out
+
+    pair.network = net
+    pair.a.engine.initiate("path", pair.now)
+    settle(pair, lambda: bool(pair.a.of(ChildSaInstalled) and pair.b.of(ChildSaInstalled)))
+    check_child_pair(*installed(pair))
+    assert max(sizes) <= 400
+    assert max(fragments) >= 3
+
+
+def test_no_fragments_when_the_peer_does_not_announce_them() -> None:
+    pair = make_pair(auth="rsa", fragment_size=400)
+    log: list[Datagram] = []
+
+    def strip(d: Datagram, src: str) -> list[Datagram]:
+        log.append(d)
+        return [d]
+
+    pair.network = strip
+    pair.a.engine.initiate("path", pair.now)
+    (init,) = pair.a.engine.datagrams_to_send()
+    from secpath.ike.constants import NotifyType
+    from secpath.ike.message import Message, decode_message, encode_message
+    from secpath.ike.payloads import NotifyPayload
+
+    msg = decode_message(init.data)
+    kept = tuple(p for p in msg.payloads if not (
+        isinstance(p, NotifyPayload)
+        and p.notify_type == NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+    # B sees no IKEV2_FRAGMENTATION_SUPPORTED: it must not fragment
+    pair.b.engine.receive_datagram(encode_message(Message(msg.header, kept)), (A_ADDR, 500),
+                                   pair.now)
+    (resp,) = pair.b.engine.datagrams_to_send()
+    assert decode_message(resp.data).notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) is None

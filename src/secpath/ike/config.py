@@ -83,6 +83,7 @@ class IkeConfig:
     esn: tuple[bool, ...] = (False, True)  # ESN choices offered, preferred first
     replay_window: int = 64
     force_udp_encapsulation: bool = False  # RFC 7296 §2.23: as if behind a NAT
+    fragment_size: int = 1280  # larger encrypted messages are fragmented (RFC 7383 §2.5.1)
 
     @classmethod
     def from_policy(
@@ -95,6 +96,7 @@ class IkeConfig:
         esn: tuple[bool, ...] = (False, True),
         replay_window: int = 64,
         force_udp_encapsulation: bool = False,
+        fragment_size: int = 1280,
     ) -> IkeConfig:
         r = policy.rule(rule) if isinstance(rule, str) else rule
         if r.filter_action.behavior is not Behavior.NEGOTIATE:
@@ -127,6 +129,7 @@ class IkeConfig:
             esn=esn,
             replay_window=replay_window,
             force_udp_encapsulation=force_udp_encapsulation,
+            fragment_size=fragment_size,
         )
 
     @property

@@ -111,8 +111,7 @@ def start_auth(sa: IkeSa, now: float) -> None:
     ]
     header = Header(sa.spi_i, sa.spi_r, ExchangeType.IKE_AUTH, sa.next_request_id,
                     initiator=True, response=False)
-    data = sa._encode(header, payloads, encrypted=True)
-    sa.send_request(data, None, now)
+    sa.send_request(sa.encode(header, payloads), None, now)
 
 
 def auth_response_step(sa: IkeSa, message: Message, now: float) -> State | None:

@@ -83,6 +83,8 @@ def hash_algorithms_notify() -> NotifyPayload:
 
 
 def read_hash_algorithms(sa: IkeSa, message: Message) -> None:
+    sa.peer_fragmentation = (
+        message.notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) is not None)
     n = message.notify(NotifyType.SIGNATURE_HASH_ALGORITHMS)
     if n is not None:
         data = n.data[: len(n.data) // 2 * 2]
@@ -140,12 +142,13 @@ def start_initiator(sa: IkeSa, now: float, group: int | None = None) -> None:
     ]
     if cfg.credentials.psk is None:
         payloads.append(hash_algorithms_notify())  # RFC 7427 §4
+    payloads.append(NotifyPayload(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))  # RFC 7383 §2.3
     header = Header(sa.spi_i, bytes(8), ExchangeType.IKE_SA_INIT, 0,
                     initiator=True, response=False)
     data = encode_message(Message(header, tuple(payloads)))
     sa.init_request = data
     sa.next_request_id = 0
-    sa.send_request(data, None, now)
+    sa.send_request((data,), None, now)
 
 
 def init_response_step(sa: IkeSa, message: Message, now: float) -> State | None:
@@ -260,11 +263,13 @@ def respond_init(sa: IkeSa, message: Message, raw: bytes, ke: KePayload,
     ]
     if any(c.credentials.psk is None for c in sa.configs):
         payloads += [certreq(sa), hash_algorithms_notify()]
+    if sa.peer_fragmentation:
+        payloads.append(NotifyPayload(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
     header = Header(sa.spi_i, sa.spi_r, ExchangeType.IKE_SA_INIT, 0,
                     initiator=False, response=True)
     data = encode_message(Message(header, tuple(payloads)))
     sa.init_response = data
-    sa.last_response = (0, data)
+    sa.last_response = (0, (data,))
     sa.peer_next_id = 1
     sa.transmit(data)
 

@@ -24,7 +24,7 @@ from secpath.crypto.sk import IntegrityError, SkCipher
 from secpath.errors import LocalError, ParseError, RemoteError
 from secpath.ike.auth import Identity
 from secpath.ike.config import IkeConfig
-from secpath.ike.constants import NotifyType
+from secpath.ike.constants import NotifyType, PayloadType
 from secpath.ike.events import (
     ChildSaDeleted,
     ChildSaInstalled,
@@ -32,6 +32,7 @@ from secpath.ike.events import (
     Event,
     IkeSaFailed,
 )
+from secpath.ike.fragment import FragmentReassembler, encode_fragments
 from secpath.ike.message import Header, Message, decode_message, encode_message
 from secpath.ike.payloads import NotifyPayload, Payload
 from secpath.ike.proposal import EspSuite, IkeSuite
@@ -110,7 +111,7 @@ class Request:
 @dataclass(slots=True)
 class Outstanding:
     message_id: int
-    datagram: bytes
+    datagrams: tuple[bytes, ...]
     request: Request | None
     sent_at: float
     next_at: float
@@ -156,7 +157,9 @@ class IkeSa:
     outstanding: Outstanding | None = None
     queue: list[Request] = field(default_factory=list)
     peer_next_id: int = 0
-    last_response: tuple[int, bytes] | None = None
+    last_response: tuple[int, tuple[bytes, ...]] | None = None
+    peer_fragmentation: bool = False  # IKEV2_FRAGMENTATION_SUPPORTED seen (RFC 7383 §2.3)
+    reassembler: FragmentReassembler = field(default_factory=FragmentReassembler)
     last_received: float = 0.0
     children: dict[int, ChildSa] = field(default_factory=dict)
     soft_at: float = float("inf")
@@ -201,8 +204,21 @@ class IkeSa:
             return encode_message(message, self.sk_out, self.ctx.rng)
         return encode_message(message)
 
-    def transmit(self, data: bytes) -> None:
-        self.ctx.send(data, self.peer, self.local_port)
+    def encode(self, header: Header, payloads: Sequence[Payload],
+               encrypted: bool = True) -> tuple[bytes, ...]:
+        """The datagrams of one message: SKF fragments when both ends support
+        RFC 7383 and the message is larger than ``fragment_size``."""
+        data = self._encode(header, payloads, encrypted)
+        limit = self.config.fragment_size
+        if encrypted and self.peer_fragmentation and len(data) > limit \
+                and self.sk_out is not None:
+            message = Message(header, tuple(payloads), encrypted=True)
+            return tuple(encode_fragments(message, self.sk_out, self.ctx.rng, limit))
+        return (data,)
+
+    def transmit(self, *datagrams: bytes) -> None:
+        for data in datagrams:
+            self.ctx.send(data, self.peer, self.local_port)
 
     def request(self, req: Request, now: float) -> None:
         """Queue ``req``; it goes out when no other request is outstanding."""
@@ -218,22 +234,22 @@ class IkeSa:
             req = self.queue.pop(0)
             payloads = req.build()
             header = self._header(req.exchange, self.next_request_id, response=False)
-            data = self._encode(header, payloads, encrypted=True)
-            self.send_request(data, req, now)
+            self.send_request(self.encode(header, payloads), req, now)
 
-    def send_request(self, data: bytes, req: Request | None, now: float) -> None:
+    def send_request(self, datagrams: tuple[bytes, ...], req: Request | None,
+                     now: float) -> None:
         timing = self.config.timing
         self.outstanding = Outstanding(
-            self.next_request_id, data, req, now, now + timing.retransmit_timeout
+            self.next_request_id, datagrams, req, now, now + timing.retransmit_timeout
         )
-        self.transmit(data)
+        self.transmit(*datagrams)
 
     def respond(self, header: Header, payloads: Sequence[Payload], encrypted: bool = True) -> None:
-        data = self._encode(self._header(header.exchange_type, header.message_id, True),
-                            payloads, encrypted)
-        self.last_response = (header.message_id, data)
+        datagrams = self.encode(self._header(header.exchange_type, header.message_id, True),
+                                payloads, encrypted)
+        self.last_response = (header.message_id, datagrams)
         self.peer_next_id = header.message_id + 1
-        self.transmit(data)
+        self.transmit(*datagrams)
 
     # -- receiving ------------------------------------------------------------------
 
@@ -249,7 +265,10 @@ class IkeSa:
         else:
             cached = self.last_response
             if cached is not None and header.message_id == cached[0]:
-                self.transmit(cached[1])  # RFC 7296 §2.1: duplicate request
+                # RFC 7296 §2.1: duplicate request; RFC 7383 §2.6.1: a fragmented
+                # one is answered once, on its first fragment
+                if data[16] != PayloadType.SKF or data[32:34] == b"\x00\x01":
+                    self.transmit(*cached[1])
                 return
             if header.message_id != self.peer_next_id:
                 return
@@ -264,8 +283,6 @@ class IkeSa:
                     and exc.notify is not None:
                 self.respond(header, [NotifyPayload(exc.notify)])
             return
-        if message.fragment is not None:
-            return  # RFC 7383 reassembly is not supported by this engine
         if header.initiator == self.initiator:
             return  # RFC 7296 §3.1: the I flag must be the peer's role
         self.last_received = now
@@ -273,6 +290,14 @@ class IkeSa:
         if local_port == NAT_T_PORT and (peer, local_port) != (self.peer, self.local_port):
             # RFC 7296 §2.23: the peer floated to 4500, or its NAT mapping changed
             self.peer, self.local_port = peer, local_port
+        if message.fragment is not None:
+            try:
+                whole = self.reassembler.add(message)  # RFC 7383 §2.6
+            except ParseError:
+                return
+            if whole is None:
+                return
+            message = whole
         critical = message.unsupported_critical_notify()
         if critical is not None:
             if not header.response:
@@ -350,7 +375,7 @@ class IkeSa:
             return
         out.tries += 1
         out.next_at = now + timing.retransmit_timeout * timing.retransmit_base ** (out.tries - 1)
-        self.transmit(out.datagram)
+        self.transmit(*out.datagrams)
 
     # -- ending ---------------------------------------------------------------------
 
