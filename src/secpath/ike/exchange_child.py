@@ -3,6 +3,8 @@ the simultaneous-rekey rule (RFC 7296 §1.3, §2.8, §2.8.1, §2.17)."""
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 from collections.abc import Sequence
 
 from secpath.crypto.dh import DhPrivateKey, generate_dh
@@ -31,6 +33,7 @@ from secpath.ike.proposal import (
 )
 from secpath.ike.sa import ChildSa, IkeSa, Request
 from secpath.ike.selectors import TrafficSelector, is_subset, narrow
+from secpath.policy.model import IpAddress
 from secpath.secret import Secret
 
 __all__ = [
@@ -115,7 +118,10 @@ def accept_child(
                                   f"mode mismatch: we use {cfg.rule.mode} mode",
                                   NotifyType.NO_PROPOSAL_CHOSEN))
         raise RemoteError("mode mismatch", notify=NotifyType.NO_PROPOSAL_CHOSEN)
-    found = _pair_of(sa, tsr.selectors, tsi.selectors)
+    peer_ts, original = tsi.selectors, None
+    if transport and sa.nat_remote:
+        peer_ts, original = _nat_substitute(tsi.selectors, sa.peer[0])
+    found = _pair_of(sa, tsr.selectors, peer_ts)
     if found is None or (old is not None and found[0] != old.pair_index):
         sa.ctx.emit(ChildSaFailed(sa.handle, cfg.name, "traffic selectors unacceptable",
                                   NotifyType.TS_UNACCEPTABLE))
@@ -138,10 +144,43 @@ def accept_child(
                        shared=shared, local_ts=local_ts, remote_ts=remote_ts,
                        exchange_initiator=False, pair_index=pair_index, now=now)
     payloads: list[Payload] = [SaPayload((esp_chosen(proposal, suite, _spi(inbound)),)),
-                               *extra, TsiPayload(remote_ts), TsrPayload(local_ts)]
+                               *extra, TsiPayload(_restore(remote_ts, original)),
+                               TsrPayload(local_ts)]
     if transport:
         payloads.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
     return payloads, child
+
+
+def _nat_substitute(
+    selectors: Sequence[TrafficSelector], observed: str
+) -> tuple[tuple[TrafficSelector, ...], tuple[IpAddress, IpAddress] | None]:
+    """RFC 7296 §2.23.1: in transport mode behind a NAT the initiator's TSi
+    names its private address; the responder matches its policy against the
+    address the IKE SA comes from instead.  Returns the substituted
+    selectors and (observed, original) for the response."""
+    seen = ipaddress.ip_address(observed)
+    out: list[TrafficSelector] = []
+    original: IpAddress | None = None
+    for ts in selectors:
+        if ts.start == ts.end and ts.start.version == seen.version and ts.start != seen:
+            original = ts.start
+            out.append(dataclasses.replace(ts, start=seen, end=seen))
+        else:
+            out.append(ts)
+    return tuple(out), (seen, original) if original is not None else None
+
+
+def _restore(
+    selectors: tuple[TrafficSelector, ...], original: tuple[IpAddress, IpAddress] | None
+) -> tuple[TrafficSelector, ...]:
+    """The narrowed TSi with the initiator's own address put back, as it
+    proposed it (§2.23.1): the initiator checks the answer against its offer."""
+    if original is None:
+        return selectors
+    seen, own = original
+    return tuple(
+        dataclasses.replace(ts, start=own, end=own) if ts.start == ts.end == seen else ts for ts in selectors
+    )
 
 
 def _respond_ke(sa: IkeSa, message: Message, group: int) -> tuple[Secret, KePayload]:

@@ -415,16 +415,15 @@ async def run_lab(
             await asyncio.sleep(0.02)
         _count(hosts, expected, results, commit=True)
 
-        # a clear-text probe on every path must be refused at both ends
+        # a clear-text probe on every path must be refused at both ends: the
+        # peer's address as the receiver sees it (through NAT), to its own
         for path in plan.paths:
             for end in (path.a, path.b):
-                own, peer_addr, peer = path.view(end.name)
-                receiver = hosts[str(path.view(peer.name)[0])]
+                own, peer_seen, _ = path.view(end.name)
+                receiver = hosts[str(own)]
                 assert receiver.driver is not None
                 before = len(receiver.delivered)
-                receiver.driver.packet_from_network(
-                    _packet(str(own), str(path.view(peer.name)[0]), b"clear probe")
-                )
+                receiver.driver.packet_from_network(_packet(str(peer_seen), str(own), b"clear probe"))
                 if len(receiver.delivered) == before:
                     results[path.rule].clear_probes_refused += 1
         totals = Statistics()
