@@ -275,6 +275,9 @@ def test_dns_name_resolves_through_the_injected_mapping() -> None:
     assert winner(db, "2001:db8::2", "2001:db8::1", direction=IN) == "r"
     assert winner(db, "10.0.0.1", "10.0.0.3") is None
     assert db.unresolved == ()
+    # the filter's spelling of the name is normalised the same way
+    db = spd(rule("r", SECURE, flt("me", "dns:WEB.example.")), resolve={"web.example": [ip("10.0.1.5")]})
+    assert winner(db, "10.0.0.1", "10.0.1.5") == "r"
 
 
 def test_unresolved_dns_filter_is_reported_and_never_matches() -> None:
