@@ -100,3 +100,15 @@ def test_repr_shows_no_key_material() -> None:
     key = generate_dh(31, os.urandom)
     assert repr(key) == "DhPrivateKey(group=31)"
     assert key.public_bytes.hex() not in repr(key)
+
+
+def test_ke_data_lengths_follow_the_registry() -> None:
+    """RFC 7296 §3.4 (MODP: the prime's length), RFC 5903 §7 (ECP: x | y),
+    RFC 8031 §2 (Curve25519: 32 bytes)."""
+    from secpath.crypto.registry import DH_GROUPS
+
+    for number in supported_dh_groups():
+        group = DH_GROUPS[number]
+        size = (group.bits + 7) // 8
+        expected = {"modp": size, "ecp": 2 * size, "curve25519": 32}[group.kind]
+        assert ke_data_bytes(number) == expected, number
