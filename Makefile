@@ -12,9 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# The main job.
+# The main job: the reference deployment secured on this machine (no root).
 lab: $(STAMP)
-	$(BIN)/secpath check examples/router-a.toml
+	$(BIN)/secpath lab
 
 # The whole test suite, with the linters and the type checker.
 test: $(STAMP)
