@@ -350,27 +350,23 @@ def _decode_proposal(r: Reader) -> tuple[Proposal, bool]:
     body = r.sub(length - 4, "proposal")
     number = body.u8("proposal number")
     protocol_id = body.u8("protocol id")
-    return _decode_proposal_rest(body, number, protocol_id), more == 2
-
-
-def _decode_proposal_rest(body: Reader, number: int, protocol_id: int) -> Proposal:
     spi_size = body.u8("SPI size")
     count = body.u8("transform count")
     spi = body.bytes(spi_size, "SPI")
     transforms: list[Transform] = []
     for _ in range(count):
-        more, _reserved, length = _TRANSFORM_HEAD.unpack(body.bytes(4, "transform header"))
-        if more not in (0, 3):
-            raise ParseError(f"transform: Last Substruc {more}, expected 0 or 3")
-        if length < 8:
-            raise ParseError(f"transform length {length} < 8")
-        t = body.sub(length - 4, "transform")
+        last, _reserved, t_length = _TRANSFORM_HEAD.unpack(body.bytes(4, "transform header"))
+        if last not in (0, 3):
+            raise ParseError(f"transform: Last Substruc {last}, expected 0 or 3")
+        if t_length < 8:
+            raise ParseError(f"transform length {t_length} < 8")
+        t = body.sub(t_length - 4, "transform")
         ttype, _reserved, tid = _TRANSFORM_HEAD.unpack(t.bytes(4, "transform type and id"))
         transforms.append(Transform(ttype, tid, _decode_attributes(t)))
-        if (more == 0) != (len(transforms) == count):
+        if (last == 0) != (len(transforms) == count):
             raise ParseError("proposal: Last Substruc disagrees with the transform count")
     body.expect_end()
-    return Proposal(number, protocol_id, spi, tuple(transforms))
+    return Proposal(number, protocol_id, spi, tuple(transforms)), more == 2
 
 
 def _decode_sa(r: Reader) -> SaPayload:
@@ -382,8 +378,6 @@ def _decode_sa(r: Reader) -> SaPayload:
         proposal, more = _decode_proposal(r)
         proposals.append(proposal)
     r.expect_end()
-    if not proposals:
-        raise ParseError("SA payload without proposals")
     return SaPayload(tuple(proposals))
 
 
