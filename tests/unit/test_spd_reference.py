@@ -213,8 +213,13 @@ def oriented(f: Filter) -> list[tuple[Oriented, bool]]:
     return out
 
 
-def reference_conflicts(policy: Policy) -> set[tuple[str, tuple[int, int], tuple[int, int], bool]]:
-    entries = []  # (key, selector, (rule, filter), action)
+ConflictRow = tuple[str, tuple[int, int], tuple[int, int], bool, Oriented]
+Key = tuple[int, bool, int, int, int, int, bool]
+
+
+def reference_conflicts(policy: Policy) -> set[ConflictRow]:
+    """Pairs (group winner, other filter) over identical selectors, all pairs compared."""
+    entries: list[tuple[Key, Oriented, tuple[int, int], FilterAction]] = []
     for ri, rule in enumerate(policy.rules):
         for fi, f in enumerate(rule.filter_list.filters):
             for sel, mirrored in oriented(f):
@@ -228,11 +233,12 @@ def reference_conflicts(policy: Policy) -> set[tuple[str, tuple[int, int], tuple
                     mirrored,
                 )
                 entries.append((key, sel, (ri, fi), rule.filter_action))
-    beaten: dict[tuple[int, int], list[tuple[tuple[int, int], FilterAction]]] = {}
-    for _key, sel, ref, _action in entries:
+    # loser -> [(winner, winner's action, loser entry's key, selector)]
+    beaten: dict[tuple[int, int], list[tuple[tuple[int, int], FilterAction, Key, Oriented]]] = {}
+    for key, sel, ref, _action in entries:
         top = min(e for e in entries if e[1] == sel)
         if top[2] != ref:
-            beaten.setdefault(ref, []).append((top[2], top[3]))
+            beaten.setdefault(ref, []).append((top[2], top[3], key, sel))
     counts: dict[tuple[int, int], int] = {}
     for e in entries:
         counts[e[2]] = counts.get(e[2], 0) + 1
@@ -240,11 +246,13 @@ def reference_conflicts(policy: Policy) -> set[tuple[str, tuple[int, int], tuple
     for loser, lost in beaten.items():
         never = len(lost) == counts[loser]
         action = policy.rules[loser[0]].filter_action
-        for winner, winner_action in lost:
+        for winner, winner_action, _, _ in lost:
+            # the pair is reported with its most specific shared selector
+            first = min((x for x in lost if x[0] == winner), key=lambda x: x[2])
             if winner_action != action:
-                out.add((ConflictKind.CONFLICTING.value, winner, loser, never))
+                out.add((ConflictKind.CONFLICTING.value, winner, loser, never, first[3]))
             elif never:
-                out.add((ConflictKind.SHADOWED.value, winner, loser, never))
+                out.add((ConflictKind.SHADOWED.value, winner, loser, never, first[3]))
     return out
 
 
@@ -258,6 +266,13 @@ def test_conflicts_agree_with_the_all_pairs_reference(policy: Policy) -> None:
             (c.winner.rule_index, c.winner.filter_index),
             (c.loser.rule_index, c.loser.filter_index),
             c.loser_never_matches,
+            (
+                c.selector.source,
+                c.selector.destination,
+                c.selector.protocol,
+                c.selector.source_port,
+                c.selector.destination_port,
+            ),
         )
         for c in found
     }
