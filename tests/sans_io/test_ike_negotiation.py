@@ -395,8 +395,9 @@ def test_simultaneous_child_rekey(seed: int) -> None:
         == pair.b.engine._sas[hb.to_bytes(8, "big")].installed(b_sa).inbound.encryption_key
 
 
-def test_simultaneous_ike_rekey_settles() -> None:
-    pair = make_pair(timing=Timing(dpd_interval=None))
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_simultaneous_ike_rekey_settles(seed: int) -> None:
+    pair = make_pair(seed=seed, timing=Timing(dpd_interval=None))
     pair.a.engine.initiate("path", pair.now)
     pair.run()
     ha = pair.a.of(IkeSaEstablished)[0].ike_sa
@@ -404,10 +405,23 @@ def test_simultaneous_ike_rekey_settles() -> None:
     pair.a.engine.rekey_ike(ha, pair.now)
     pair.b.engine.rekey_ike(hb, pair.now)
     pair.run()
-    pair.advance(30)  # TEMPORARY_FAILURE on both; retried after a random delay
+    # RFC 7296 §2.8.2: both new SAs were made, the redundant one is gone
     assert len(pair.a.engine.ike_sas()) == 1 and len(pair.b.engine.ike_sas()) == 1
-    assert pair.a.of(IkeSaRekeyed) and pair.b.of(IkeSaRekeyed)
+    assert len(pair.a.of(IkeSaRekeyed)) == 1 and len(pair.b.of(IkeSaRekeyed)) == 1
+    new_a = pair.a.of(IkeSaRekeyed)[0].new_ike_sa
+    new_b = pair.b.of(IkeSaRekeyed)[0].new_ike_sa
+    assert pair.a.engine.ike_sas() == (new_a,) and pair.b.engine.ike_sas() == (new_b,)
+    sa_a = pair.a.engine._sas[new_a.to_bytes(8, "big")]
+    sa_b = pair.b.engine._sas[new_b.to_bytes(8, "big")]
+    assert (sa_a.spi_i, sa_a.spi_r) == (sa_b.spi_i, sa_b.spi_r)
+    assert len(sa_a.children) == 1 and len(sa_b.children) == 1
     assert not pair.a.of(IkeSaDeleted) and not pair.b.of(IkeSaFailed)
+    # the survivor works: a DPD and a Child SA rekey on it
+    pair.a.engine.dpd(new_a, pair.now)
+    (child,) = pair.b.engine.child_sas(new_b)
+    pair.b.engine.rekey_child(new_b, child, pair.now)
+    pair.run()
+    assert pair.a.of(ChildSaRekeyed) and pair.b.of(ChildSaRekeyed)
 
 
 def test_delete_child_only() -> None:
@@ -467,3 +481,32 @@ def test_side_helper() -> None:
     side = Side(make_pair().a.engine, A_ADDR)
     side.drain()
     assert side.events == []
+
+
+def test_crossing_ike_rekey_where_one_side_finishes_first() -> None:
+    """B's rekey completes before A's request reaches it: B answers A's with
+    TEMPORARY_FAILURE and A adopts B's new SA (RFC 7296 §2.8.2, §2.25)."""
+    pair = make_pair(timing=Timing(dpd_interval=None))
+    pair.a.engine.initiate("path", pair.now)
+    pair.run()
+    ha = pair.a.of(IkeSaEstablished)[0].ike_sa
+    hb = pair.b.of(IkeSaEstablished)[0].ike_sa
+    pair.a.engine.rekey_ike(ha, pair.now)
+    pair.b.engine.rekey_ike(hb, pair.now)
+    (a_req,) = pair.a.engine.datagrams_to_send()
+    (b_req,) = pair.b.engine.datagrams_to_send()
+    pair.a.engine.receive_datagram(b_req.data, (B_ADDR, 500), pair.now)  # A answers B
+    (a_resp,) = pair.a.engine.datagrams_to_send()
+    pair.b.engine.receive_datagram(a_resp.data, (A_ADDR, 500), pair.now)  # B is done
+    pair.b.engine.receive_datagram(a_req.data, (A_ADDR, 500), pair.now)  # A's arrives late
+    pair.run()
+    pair.a.drain()
+    pair.b.drain()
+    assert len(pair.a.engine.ike_sas()) == 1 and len(pair.b.engine.ike_sas()) == 1
+    (new_a,) = pair.a.engine.ike_sas()
+    (new_b,) = pair.b.engine.ike_sas()
+    sa_a = pair.a.engine._sas[new_a.to_bytes(8, "big")]
+    sa_b = pair.b.engine._sas[new_b.to_bytes(8, "big")]
+    assert (sa_a.spi_i, sa_a.spi_r) == (sa_b.spi_i, sa_b.spi_r)
+    assert len(sa_a.children) == 1 and len(sa_b.children) == 1
+    assert [e.new_ike_sa for e in pair.a.of(IkeSaRekeyed)] == [new_a]

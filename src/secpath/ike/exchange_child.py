@@ -33,6 +33,7 @@ from secpath.ike.proposal import (
 )
 from secpath.ike.sa import ChildSa, IkeSa, Request
 from secpath.ike.selectors import TrafficSelector, is_subset, narrow
+from secpath.ike.state import State
 from secpath.policy.model import IpAddress
 from secpath.secret import Secret
 
@@ -332,6 +333,10 @@ def _delete_unwanted(sa: IkeSa, message: Message, now: float) -> None:
 def child_request_step(sa: IkeSa, message: Message, now: float) -> None:
     from secpath.ike.exchange_rekey import accept_ike_rekey
 
+    if sa.state is not State.ESTABLISHED:
+        # RFC 7296 §2.25: this IKE SA is being replaced or deleted
+        sa.respond(message.header, [NotifyPayload(NotifyType.TEMPORARY_FAILURE)])
+        return
     sa_p = message.get(SaPayload)
     if sa_p is None or not sa_p.proposals:
         raise RemoteError("CREATE_CHILD_SA without SA", notify=NotifyType.INVALID_SYNTAX)

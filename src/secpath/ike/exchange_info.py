@@ -89,6 +89,11 @@ def info_request_step(sa: IkeSa, message: Message, now: float) -> None:
     for d in message.all(DeletePayload):
         if d.protocol_id == ProtocolId.IKE:
             sa.respond(header, [])
+            if sa.peer_rekey is not None:
+                # RFC 7296 §2.8.2: the peer's rekey won while ours was out
+                from secpath.ike.exchange_rekey import adopt
+
+                adopt(sa, sa.peer_rekey)
             sa.close("deleted by peer", emit=sa.state is not State.REKEYED)
             return
         if d.protocol_id != ProtocolId.ESP:

@@ -1,9 +1,10 @@
 """IKE SA rekey with CREATE_CHILD_SA (RFC 7296 §1.3.2, §2.18).
 
 The new IKE SA takes the old one's Child SAs; the initiator of the rekey
-becomes the new SA's original initiator and deletes the old SA.  A rekey
-request that crosses ours is refused with TEMPORARY_FAILURE (§2.25) and both
-sides retry after a random delay; §2.8.2's nonce rule is not implemented.
+becomes the new SA's original initiator and deletes the old SA.  When both
+ends rekey at once, both new SAs are made and the one with the lowest nonce
+is deleted by its initiator (§2.8.2).  A rekey request while Child SAs are
+being rekeyed, or after the SA was replaced, gets TEMPORARY_FAILURE (§2.25).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from secpath.ike.sa import IkeSa, Request
 from secpath.ike.state import State
 from secpath.secret import Secret
 
-__all__ = ["accept_ike_rekey", "ike_lifetimes", "request_rekey_ike"]
+__all__ = ["accept_ike_rekey", "adopt", "ike_lifetimes", "request_rekey_ike"]
 
 NONCE_BYTES = 32
 _RETRY_MIN, _RETRY_SPAN = 2.0, 8.0
@@ -34,9 +35,10 @@ def ike_lifetimes(sa: IkeSa, now: float) -> None:
     sa.hard_at = now + hard
 
 
-def _successor(sa: IkeSa, *, initiator: bool, spi_i: bytes, spi_r: bytes, suite: IkeSuite,
-               ni: bytes, nr: bytes, shared: Secret, now: float) -> IkeSa:
-    """The new IKE SA: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) (§2.18)."""
+def _new_sa(sa: IkeSa, *, initiator: bool, spi_i: bytes, spi_r: bytes, suite: IkeSuite,
+            ni: bytes, nr: bytes, shared: Secret, now: float) -> IkeSa:
+    """The new IKE SA: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) (§2.18).
+    Registered, without Child SAs yet (see :func:`_adopt`)."""
     from secpath.ike.exchange_init import install_keys
 
     assert sa.keys is not None and sa.suite is not None
@@ -49,17 +51,30 @@ def _successor(sa: IkeSa, *, initiator: bool, spi_i: bytes, spi_r: bytes, suite:
         state=State.ESTABLISHED, created=now, suite=suite, ni=ni, nr=nr,
         nat_local=sa.nat_local, nat_remote=sa.nat_remote, local_id=sa.local_id,
         remote_id=sa.remote_id, peer_hashes=sa.peer_hashes, last_received=now,
+        peer_fragmentation=sa.peer_fragmentation,
     )
     install_keys(new, keys)
     ike_lifetimes(new, now)
-    new.children = sa.children  # RFC 7296 §2.18: the Child SAs move to the new SA
+    sa.ctx.register(new)
+    return new
+
+
+def adopt(sa: IkeSa, new: IkeSa) -> None:
+    """``new`` replaces ``sa``: the Child SAs move (RFC 7296 §2.18)."""
+    assert new.suite is not None
+    new.children = sa.children
     sa.children = {}
     sa.state = State.REKEYED
     sa.soft_at = float("inf")
     sa.successor = new
-    sa.ctx.register(new)
-    sa.ctx.emit(IkeSaRekeyed(sa.handle, new.handle, suite.name))
-    return new
+    sa.peer_rekey = None
+    sa.ctx.emit(IkeSaRekeyed(sa.handle, new.handle, new.suite.name))
+
+
+def _superseded(new: IkeSa) -> None:
+    """A redundant new IKE SA its peer will delete: it goes quietly."""
+    new.state = State.REKEYED
+    new.soft_at = float("inf")
 
 
 def request_rekey_ike(sa: IkeSa, now: float) -> None:
@@ -86,8 +101,12 @@ def request_rekey_ike(sa: IkeSa, now: float) -> None:
         spi, ni, dh = made["spi"], made["ni"], made["dh"]
         assert isinstance(spi, bytes) and isinstance(ni, bytes)
         assert isinstance(dh, DhPrivateKey)
+        theirs = sa.peer_rekey
         error = next((n for n in message.all(NotifyPayload) if n.notify_type < 16384), None)
         if error is not None:
+            if theirs is not None:
+                adopt(sa, theirs)  # the peer's rekey stands; it deletes this SA
+                return
             # TEMPORARY_FAILURE (§2.25), NO_PROPOSAL_CHOSEN …: try again later
             delay = _RETRY_MIN + int.from_bytes(sa.ctx.rng(2), "big") / 65535 * _RETRY_SPAN
             sa.soft_at = min(sa.hard_at, now + delay)
@@ -103,8 +122,18 @@ def request_rekey_ike(sa: IkeSa, now: float) -> None:
             shared = dh.shared_secret(ke.data)
         except ParseError:
             return
-        _successor(sa, initiator=True, spi_i=spi, spi_r=sa_p.proposals[0].spi, suite=suite,
-                   ni=ni, nr=nonce.data, shared=shared, now=now)
+        ours = _new_sa(sa, initiator=True, spi_i=spi, spi_r=sa_p.proposals[0].spi,
+                       suite=suite, ni=ni, nr=nonce.data, shared=shared, now=now)
+        if theirs is not None and min(ours.ni, ours.nr) < min(theirs.ni, theirs.nr):
+            # RFC 7296 §2.8.2: ours has the lowest nonce, it is redundant: we
+            # delete it, the peer (initiator of the survivor) deletes the old SA
+            adopt(sa, theirs)
+            _superseded(ours)
+            request_delete_ike(ours, now, "redundant rekey")
+            return
+        if theirs is not None:
+            _superseded(theirs)  # the peer deletes its redundant one
+        adopt(sa, ours)
         request_delete_ike(sa, now, "rekeyed")
 
     sa.request(Request(ExchangeType.CREATE_CHILD_SA, "rekey-ike", build, on_response), now)
@@ -113,10 +142,10 @@ def request_rekey_ike(sa: IkeSa, now: float) -> None:
 def accept_ike_rekey(sa: IkeSa, message: Message, now: float) -> None:
     """Responder of an IKE SA rekey."""
     header = message.header
-    if sa.rekeying or sa.state is not State.ESTABLISHED or any(
+    if sa.state is not State.ESTABLISHED or sa.peer_rekey is not None or any(
         c.rekeying for c in sa.children.values()
     ):
-        sa.respond(header, [NotifyPayload(NotifyType.TEMPORARY_FAILURE)])
+        sa.respond(header, [NotifyPayload(NotifyType.TEMPORARY_FAILURE)])  # §2.25
         return
     sa_p, ke, nonce = message.get(SaPayload), message.get(KePayload), message.get(NoncePayload)
     if sa_p is None or ke is None or nonce is None or not 16 <= len(nonce.data) <= 256:
@@ -139,6 +168,11 @@ def accept_ike_rekey(sa: IkeSa, message: Message, now: float) -> None:
     spi_r = sa.ctx.rng(8)
     nr = sa.ctx.rng(NONCE_BYTES)
     chosen = type(proposal)(proposal.number, proposal.protocol_id, spi_r, proposal.transforms)
-    sa.respond(header, [SaPayload((chosen,)), NoncePayload(nr), KePayload(dh.group, dh.public_bytes)])
-    _successor(sa, initiator=False, spi_i=proposal.spi, spi_r=spi_r, suite=suite,
-               ni=nonce.data, nr=nr, shared=shared, now=now)
+    sa.respond(header, [SaPayload((chosen,)), NoncePayload(nr),
+                        KePayload(dh.group, dh.public_bytes)])
+    new = _new_sa(sa, initiator=False, spi_i=proposal.spi, spi_r=spi_r, suite=suite,
+                  ni=nonce.data, nr=nr, shared=shared, now=now)
+    if sa.rekeying:
+        sa.peer_rekey = new  # RFC 7296 §2.8.2: decided when our own response arrives
+    else:
+        adopt(sa, new)

@@ -167,6 +167,7 @@ class IkeSa:
     rekeying: bool = False
     rekey_nonces: tuple[bytes, bytes] | None = None  # of our outstanding IKE rekey
     successor: IkeSa | None = None
+    peer_rekey: IkeSa | None = None  # the peer's IKE rekey, during our own (§2.8.2)
     closed_reason: str = ""
     raw_in: bytes = b""  # the datagram being handled (RealMessage2 for §2.15)
 

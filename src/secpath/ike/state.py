@@ -63,6 +63,8 @@ TRANSITIONS: dict[tuple[State, ExchangeType, bool], Transition] = {
     (State.ESTABLISHED, _C, REQUEST): Transition(Step.CHILD_REQUEST, None),
     (State.ESTABLISHED, _C, RESPONSE): Transition(Step.CHILD_RESPONSE, None),
     # RFC 7296 §2.18: the old IKE SA still answers while its Child SAs move
+    # (a request gets TEMPORARY_FAILURE, §2.25)
+    (State.REKEYED, _C, REQUEST): Transition(Step.CHILD_REQUEST, None),
     (State.REKEYED, _C, RESPONSE): Transition(Step.CHILD_RESPONSE, None),
     # RFC 7296 §1.4: INFORMATIONAL
     (State.ESTABLISHED, _N, REQUEST): Transition(Step.INFO_REQUEST, None),
