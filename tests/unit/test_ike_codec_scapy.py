@@ -1,6 +1,6 @@
 """Independent decode: scapy's ``scapy.contrib.ikev2`` parses what secpath
 encodes — IKE_SA_INIT, IKE_AUTH (SK, decrypted here with ``cryptography``
-directly, not with secpath's SkCipher), CREATE_CHILD_SA and INFORMATIONAL.
+directly, not with secpath's SkCipher), CREATE_CHILD_SA and INFORMATIONAL, and RFC 7383 fragments.
 
 ``handshake()`` is reused by tests/interop/test_ike_codec_tshark.py.
 """
@@ -39,6 +39,7 @@ from secpath.ike.constants import (
     ProtocolId,
     TransformType,
 )
+from secpath.ike.fragment import encode_fragments
 from secpath.ike.message import Header, Message, encode_message
 from secpath.ike.payloads import (
     AuthPayload,
@@ -184,14 +185,17 @@ def handshake(encryption: str, integrity: str | None, prf: str, group: int) -> H
     return Handshake(encryption, integrity, spi_i, spi_r, keys, dgrams)
 
 
-def open_sk(hs: Handshake, data: bytes, from_initiator: bool) -> tuple[int, bytes]:
-    """Decrypt an SK message with ``cryptography`` directly (RFC 7296 §3.14,
-    RFC 5282 §5.1, RFC 7634): returns (first inner payload type, inner bytes)."""
+def open_sk(
+    hs: Handshake, data: bytes, from_initiator: bool, prefix_bytes: int = 32
+) -> tuple[int, bytes]:
+    """Decrypt an SK (or, with ``prefix_bytes=36``, SKF) message with
+    ``cryptography`` directly (RFC 7296 §3.14, RFC 5282 §5.1, RFC 7634,
+    RFC 7383 §2.5.3): returns (first inner payload type, inner bytes)."""
     enc = IKE_ENCRYPTION[hs.encryption]
     sk_e = (hs.keys.sk_ei if from_initiator else hs.keys.sk_er).reveal()
     sk_a = (hs.keys.sk_ai if from_initiator else hs.keys.sk_ar).reveal()
     first = data[28]
-    prefix, rest = data[:32], data[32:]
+    prefix, rest = data[:prefix_bytes], data[prefix_bytes:]
     iv = rest[: enc.iv_bytes]
     if enc.aead:
         aead = (ChaCha20Poly1305 if hs.encryption == "chacha20poly1305" else AESGCM)(
@@ -296,3 +300,29 @@ def test_scapy_parses_every_message(
         assert len(chain) == len(dg.message.payloads)
         for ours, theirs in zip(dg.message.payloads, chain, strict=True):
             _check_payload(ours, theirs)
+
+
+@pytest.mark.parametrize(("name", "enc", "integ", "prf", "group"), SUITES, ids=SUITE_IDS)
+def test_scapy_parses_fragments(
+    name: str, enc: str, integ: str | None, prf: str, group: int
+) -> None:
+    """RFC 7383 §2.5: every SKF datagram carries Fragment Number / Total
+    Fragments, and the decrypted pieces joined give the inner payload chain."""
+    hs = handshake(enc, integ, prf, group)
+    auth = hs.datagrams[2]
+    sk = SkCipher(enc, integ, hs.keys.sk_ei, hs.keys.sk_ai)
+    fragments = encode_fragments(auth.message, sk, os.urandom, 256)
+    inner = b""
+    for number, data in enumerate(fragments, start=1):
+        pkt = sc.IKEv2(data)
+        assert pkt.next_payload == PayloadType.SKF and pkt.length == len(data)
+        skf = pkt[sc.IKEv2_Encrypted_Fragment]
+        assert (skf.frag_number, skf.frag_total) == (number, len(fragments))
+        assert skf.length == len(data) - 28
+        assert skf.next_payload == (PayloadType.IDI if number == 1 else 0)
+        # the AAD of a fragment covers its 8-byte SKF header (RFC 7383 §2.5.3)
+        inner += open_sk(hs, data, True, prefix_bytes=36)[1]
+    chain = _scapy_chain(PayloadType.IDI, inner)
+    for ours, theirs in zip(auth.message.payloads, chain, strict=True):
+        _check_payload(ours, theirs)
+
