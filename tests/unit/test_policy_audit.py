@@ -222,3 +222,17 @@ def test_pair_action_mismatch() -> None:
         rule=[{"filter_list": "rtr-a-to-lgr-a", "filter_action": "require-security"}],
     )
     assert [f.code for f in audit_pair(a, "rtr-a-to-lgr-a", b, "rtr-a-to-lgr-a")] == ["action-mismatch"]
+
+
+def test_conflicting_and_shadowed_filters_are_reported() -> None:
+    d = make()
+    d["filter_list"].append({"name": "same", "filter": [{"source": "me", "destination": "10.10.1.20"}]})
+    d["filter_action"].append({"name": "block", "behavior": "block"})
+    d["rule"].append({"name": "dup", "filter_list": "same", "filter_action": "block"})
+    found = [f for f in audit(d) if f.code == "conflicting-filters"]
+    assert found and found[0].severity is Severity.WARNING
+    assert "RFC 4301" in found[0].reason
+    d["rule"][-1]["filter_action"] = "require-security"
+    d["rule"][-1]["authentication"] = [{"method": "kerberos"}]
+    shadowed = [f for f in audit(d) if f.code == "shadowed-filter"]
+    assert shadowed and "can never match" in shadowed[0].message

@@ -32,6 +32,8 @@ from secpath.policy.model import (
     PskAuth,
     Rule,
 )
+from secpath.policy.spd import Spd
+from secpath.policy.spd_conflicts import ConflictKind, find_conflicts
 
 __all__ = ["Finding", "Severity", "StatFn", "audit_pair", "audit_policy", "exit_code"]
 
@@ -86,6 +88,7 @@ def audit_policy(policy: Policy, *, stat: StatFn | None = None) -> list[Finding]
     findings = [
         *_key_exchange(policy),
         *_rules(policy, st),
+        *_filters(policy),
     ]
     if policy.default_response_rule:
         findings.append(
@@ -99,6 +102,32 @@ def audit_policy(policy: Policy, *, stat: StatFn | None = None) -> list[Finding]
         )
     order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
     return sorted(findings, key=lambda f: order[f.severity])
+
+
+def _filters(policy: Policy) -> Iterator[Finding]:
+    """Conflicting and shadowed filters (RFC 4301 §4.4.1: the SPD is ordered;
+    an entry that can never be reached is a configuration error)."""
+    spd = Spd(policy)
+    for c in find_conflicts(spd):
+        where = f"filter_list[{c.loser.rule.filter_list.name}].filter[{c.loser.filter_index}]"
+        if c.kind is ConflictKind.CONFLICTING:
+            yield Finding(
+                Severity.WARNING,
+                "conflicting-filters",
+                where,
+                f"{c.loser} and {c.winner} select the same traffic with different actions; "
+                f"the first always wins",
+                "RFC 4301 §4.4.1: the most specific entry decides; identical selectors with "
+                "different actions mean one action is never applied",
+            )
+        elif c.loser_never_matches:
+            yield Finding(
+                Severity.WARNING,
+                "shadowed-filter",
+                where,
+                f"{c.loser} can never match: {c.winner} always takes its traffic",
+                "RFC 4301 §4.4.1: an SPD entry that is never reached is dead configuration",
+            )
 
 
 def _stat(path: Path) -> os.stat_result:
