@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from secpath.agent import AgentEvent, Outgoing, PolicyAgent
+from secpath.agent.split import split_policy
 from secpath.daemon.driver import AgentDriver
 from secpath.errors import LocalError
 from secpath.ike.config import Credentials, Timing
@@ -33,7 +34,7 @@ from secpath.monitor.stats import Statistics
 from secpath.plan.planner import CommunicationPath, Plan, plan_deployment
 from secpath.plan.topology import AuthKind, Server, Topology
 from secpath.plan.topology_loader import load_topology, parse_topology
-from secpath.policy.model import AddressKind, CertificateAuth, KerberosAuth, Local, Policy
+from secpath.policy.model import CertificateAuth, KerberosAuth, Policy
 from secpath.secret import Secret
 
 __all__ = ["LabOptions", "LabResult", "PathResult", "reference_topology", "run_lab"]
@@ -203,32 +204,6 @@ class _Host:
     ike: dict[int, IkeSaEstablished] = field(default_factory=dict)
 
 
-def _split(policy: Policy, server: Server) -> dict[str, Policy]:
-    """One policy per local address: the rules whose filters start there."""
-    out: dict[str, Policy] = {}
-    for address in policy.local.addresses:
-        rules = tuple(
-            r
-            for r in policy.rules
-            if all(
-                f.source.kind is AddressKind.NETWORK
-                and f.source.network is not None
-                and f.source.network.network_address == address
-                for f in r.filter_list.filters
-            )
-        )
-        if not rules:
-            continue
-        out[str(address)] = replace(
-            policy,
-            name=f"{policy.name}@{address}",
-            local=Local((address,), id=policy.local.id),
-            rules=rules,
-            filter_lists=tuple(r.filter_list for r in rules),
-        )
-    return out
-
-
 def _lab_auth(policy: Policy) -> Policy:
     """Kerberos is not available in the lab: its rules use the lab CA."""
     rules = []
@@ -310,7 +285,7 @@ async def run_lab(
             policy = _lab_auth(plan.policies[server.name])
             addresses = [str(a) for a in policy.local.addresses]
             cert = ca.issue(topology.fqdn(server), addresses)
-            for address, sub in _split(policy, server).items():
+            for address, sub in split_policy(policy).items():
                 host = _Host(server, address, sub)
                 creds = {}
                 for rule in sub.rules:
