@@ -14,11 +14,16 @@ from typing import Final
 from secpath.esp.errors import EcnError, EspParseError
 
 __all__ = [
+    "CE",
+    "ECT0",
+    "ECT1",
     "IPPROTO_ESP",
     "IPPROTO_IPV4",
     "IPPROTO_IPV6",
+    "IPPROTO_NONE",
     "IPPROTO_TCP",
     "IPPROTO_UDP",
+    "NOT_ECT",
     "IpHeader",
     "address_bytes",
     "checksum",

@@ -68,6 +68,8 @@ class ReplayWindow:
     def check(self, seq_low: int) -> int:
         """The full sequence number if it may be new; :class:`ReplayError`
         for a zero, duplicate or too-old number (RFC 4303 §3.4.3)."""
+        if not self.esn and seq_low > self.top:
+            return seq_low  # the common case: newer than anything seen
         seq = self.infer(seq_low) if self.esn else seq_low
         if seq == 0:
             raise ReplayError("sequence number 0 is never sent (RFC 4303 §3.3.3)")
@@ -93,10 +95,13 @@ class ReplayWindow:
         mask = self._index_mask
         index = seq >> _BLOCK_SHIFT
         if seq > top:
-            # RFC 6479 §2: clear the blocks the window advances into
             current = top >> _BLOCK_SHIFT
-            steps = min(index - current, mask + 1)
-            for i in range(1, steps + 1):
-                blocks[(current + i) & mask] = 0
+            if index != current:
+                # RFC 6479 §2: clear the blocks the window advances into
+                if index - current > mask:
+                    blocks[:] = [0] * (mask + 1)
+                else:
+                    for i in range(current + 1, index + 1):
+                        blocks[i & mask] = 0
             self.top = seq
         blocks[index & mask] |= 1 << (seq & _BLOCK_MASK)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from typing import Final, Literal
 
+from cryptography.exceptions import InvalidTag
+
 from secpath.errors import LocalError
 from secpath.esp import ip as _ip
 from secpath.esp.errors import (
@@ -28,6 +30,15 @@ from secpath.esp.errors import (
     SequenceOverflowError,
     UnknownSpiError,
 )
+from secpath.esp.ip import (
+    CE,
+    IPPROTO_ESP,
+    IPPROTO_IPV4,
+    IPPROTO_IPV6,
+    IPPROTO_NONE,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+)
 from secpath.esp.lifetime import (
     EspCounters,
     HardLifetimeExpired,
@@ -36,7 +47,7 @@ from secpath.esp.lifetime import (
     SoftLifetimeExpired,
 )
 from secpath.esp.replay import ReplayWindow
-from secpath.esp.transforms import Rng, make_transform
+from secpath.esp.transforms import AeadFunction, AeadTransform, Rng, make_transform
 from secpath.esp.udp import NON_ESP_MARKER, udp_checksum_ipv6
 from secpath.secret import Secret
 
@@ -46,8 +57,11 @@ Mode = Literal["tunnel", "transport"]
 
 _H = struct.Struct("!H")
 _II = struct.Struct("!II")
+_Q = struct.Struct("!Q")
 _HHHH = struct.Struct("!HHHH")
 _V4_ESP = struct.Struct("!BBHHHBBH4s4sII")
+_V4_ESP_IV = struct.Struct("!BBHHHBBH4s4sIIQ")  # outer IPv4, ESP header, 8-octet IV
+_V4_UDP_IV = struct.Struct("!BBHHHBBH4s4sHHHHIIQ")
 _V4_UDP = struct.Struct("!BBHHHBBH4s4sHHHHII")
 _V6_ESP = struct.Struct("!IHBB16s16sII")
 _V6_UDP = struct.Struct("!IHBB16s16sHHHHII")
@@ -88,17 +102,19 @@ class SecurityAssociation:
     """
 
     __slots__ = (
-        "_align_mask", "_authenticated_overhead", "_bytes_in", "_bytes_out", "_closed_in",
-        "_closed_out", "_drops", "_events", "_lifetime", "_lifetime_refusals",
+        "_aead", "_aead_decrypt", "_aead_encrypt", "_aead_salt", "_align_mask",
+        "_authenticated_overhead", "_bytes_in", "_bytes_out", "_closed_in", "_closed_out",
+        "_drops", "_events", "_fast_overhead", "_fast_v4", "_lifetime", "_lifetime_refusals",
         "_limit_bytes_in", "_limit_bytes_out", "_limit_packets_in", "_limit_packets_out",
         "_outer", "_overhead", "_packets_in", "_packets_out", "_plain_in", "_plain_out",
-        "_replay", "_seq_max", "_seq_out", "_soft_reported", "_sum", "_trailer_v4",
-        "_trailer_v6", "_transform", "_transport_trailers", "_ttl", "_tunnel_dst",
-        "_tunnel_mode", "_tunnel_src", "_udp", "_udp_ports", "_v6_udp_checksum", "esn", "mode",
-        "spi", "transform", "tunnel", "udp_encapsulation",
+        "_replay", "_seq_limit", "_seq_max", "_seq_out", "_soft_reported", "_sum", "_trailer_v4",
+        "_trailer_v6",
+        "_transform", "_transport_trailers", "_ttl", "_tunnel_dst", "_tunnel_mode", "_tunnel_src",
+        "_udp", "_udp_ports", "_v6_udp_checksum", "esn", "mode", "spi", "transform", "tunnel",
+        "udp_encapsulation",
     )
 
-    def __init__(  # noqa: PLR0917 - the issue's signature, all positional-capable
+    def __init__(
         self,
         spi: int,
         transform: str,
@@ -133,17 +149,25 @@ class SecurityAssociation:
         t = make_transform(transform, spi=spi, esn=esn, encryption_key=enc_key,
                            integrity_key=int_key, rng=rng)
         self._transform = t
+        # AEAD without ESN: seal/open inlined on the hot path (RFC 4106 §3-§5)
+        self._aead = isinstance(t, AeadTransform) and not esn
+        self._aead_encrypt: AeadFunction | None = None
+        self._aead_decrypt: AeadFunction | None = None
+        self._aead_salt = b""
+        if isinstance(t, AeadTransform):
+            self._aead_encrypt, self._aead_decrypt, self._aead_salt = t.primitives()
         self._overhead = 8 + t.iv_bytes + t.icv_bytes  # ESP header, IV, ICV (RFC 4303 §2)
         self._authenticated_overhead = 8 + t.iv_bytes
         self._align_mask = t.align - 1
-        self._trailer_v4 = _trailers(_ip.IPPROTO_IPV4, t.align)
-        self._trailer_v6 = _trailers(_ip.IPPROTO_IPV6, t.align)
+        self._trailer_v4 = _trailers(IPPROTO_IPV4, t.align)
+        self._trailer_v6 = _trailers(IPPROTO_IPV6, t.align)
         self._transport_trailers: dict[int, tuple[bytes, ...]] = {}
         self._ttl = ttl
         self._replay = ReplayWindow(replay_window, esn=esn)
         self._seq_out = 0
         # RFC 4303 §3.3.3: the counter never cycles; the SA must be rekeyed
         self._seq_max = (1 << 64) - 1 if esn else (1 << 32) - 1
+        self._seq_limit = self._seq_max
 
         if udp_encapsulation is not None:
             sport, dport = udp_encapsulation
@@ -160,6 +184,9 @@ class SecurityAssociation:
             self._setup_tunnel(tunnel)
         elif tunnel is not None:
             raise LocalError("tunnel endpoints given for a transport-mode SA")
+        # the hot path: AEAD, 32-bit sequence numbers, IPv4 in an IPv4 tunnel
+        self._fast_v4 = self._aead and self._tunnel_mode and len(self._tunnel_src) == 4
+        self._fast_overhead = 20 + (8 if self._udp else 0) + self._overhead + 2
 
         self._lifetime = lifetime or Lifetime()
         self._limit_packets_out, self._limit_bytes_out = self._first_limits()
@@ -182,7 +209,7 @@ class SecurityAssociation:
             raise LocalError(f"tunnel endpoints {tunnel} mix IPv4 and IPv6")
         self._tunnel_src, self._tunnel_dst = src, dst
         if len(src) == 4:
-            proto = _ip.IPPROTO_UDP if self._udp else _ip.IPPROTO_ESP
+            proto = IPPROTO_UDP if self._udp else IPPROTO_ESP
             # RFC 791 checksum: the constant words, summed once per SA
             self._sum = 0x4500 + (self._ttl << 8 | proto) + sum(
                 _H.unpack_from(src + dst, i)[0] for i in range(0, 8, 2)
@@ -201,7 +228,7 @@ class SecurityAssociation:
         s = self._sum + tos + total + ident + flags
         s = (s & 0xFFFF) + (s >> 16)
         s = (s & 0xFFFF) + (s >> 16)
-        return _V4_ESP.pack(0x45, tos, total, ident, flags, self._ttl, _ip.IPPROTO_ESP,
+        return _V4_ESP.pack(0x45, tos, total, ident, flags, self._ttl, IPPROTO_ESP,
                             ~s & 0xFFFF, self._tunnel_src, self._tunnel_dst, self.spi,
                             seq & 0xFFFFFFFF)
 
@@ -214,17 +241,17 @@ class SecurityAssociation:
         s = (s & 0xFFFF) + (s >> 16)
         sport, dport = self._udp_ports
         # RFC 3948 §2.1: UDP checksum transmitted as zero
-        return _V4_UDP.pack(0x45, tos, total, ident, flags, self._ttl, _ip.IPPROTO_UDP,
+        return _V4_UDP.pack(0x45, tos, total, ident, flags, self._ttl, IPPROTO_UDP,
                             ~s & 0xFFFF, self._tunnel_src, self._tunnel_dst, sport, dport,
                             8 + esp_len, 0, self.spi, seq & 0xFFFFFFFF)
 
     def _outer_v6(self, tos: int, df: int, esp_len: int, seq: int) -> bytes:
-        return _V6_ESP.pack(0x60000000 | tos << 20, esp_len, _ip.IPPROTO_ESP, self._ttl,
+        return _V6_ESP.pack(0x60000000 | tos << 20, esp_len, IPPROTO_ESP, self._ttl,
                             self._tunnel_src, self._tunnel_dst, self.spi, seq & 0xFFFFFFFF)
 
     def _outer_v6_udp(self, tos: int, df: int, esp_len: int, seq: int) -> bytes:
         sport, dport = self._udp_ports
-        return _V6_UDP.pack(0x60000000 | tos << 20, 8 + esp_len, _ip.IPPROTO_UDP, self._ttl,
+        return _V6_UDP.pack(0x60000000 | tos << 20, 8 + esp_len, IPPROTO_UDP, self._ttl,
                             self._tunnel_src, self._tunnel_dst, sport, dport, 8 + esp_len, 0,
                             self.spi, seq & 0xFFFFFFFF)
 
@@ -237,16 +264,38 @@ class SecurityAssociation:
         :class:`SequenceOverflowError` when the counter is exhausted and
         :class:`~secpath.errors.LocalError` for a packet that is not IP.
         """
-        if self._closed_out:
-            self._lifetime_refusals += 1
-            raise LifetimeExpiredError(f"SA 0x{self.spi:08x} outbound: hard lifetime passed")
         seq = self._seq_out + 1
-        if seq > self._seq_max:
-            raise SequenceOverflowError(
-                f"SA 0x{self.spi:08x}: sequence number space exhausted, rekey"
-            )
+        if seq > self._seq_limit:  # 0 once the hard lifetime passed
+            self._refuse_outbound()
         n = len(packet)
-        if self._tunnel_mode:
+        if self._fast_v4 and n >= 20 and packet[0] >> 4 == 4 and packet[2] << 8 | packet[3] == n:
+            # tunnel mode, AEAD, IPv4 in IPv4: one struct for the outer IPv4
+            # header (RFC 4301 §5.1.2.1), ESP header and IV (RFC 4106 §3.1)
+            tos = packet[1]
+            if tos & 3 == CE:
+                tos ^= 1  # RFC 6040 §4.1: CE is copied as ECT(0)
+            pad = (-n - 2) & 3  # RFC 4106 §3.2: 4-octet alignment
+            plaintext = packet + self._trailer_v4[pad]
+            total = self._fast_overhead + n + pad
+            ident = seq & 0xFFFF
+            flags = (packet[6] & 0x40) << 8  # DF copied (RFC 4301 §8.1)
+            s = self._sum + tos + total + ident + flags
+            s = (s & 0xFFFF) + (s >> 16)
+            s = (s & 0xFFFF) + (s >> 16)
+            self._seq_out = seq
+            if self._udp:
+                sport, dport = self._udp_ports
+                prefix = _V4_UDP_IV.pack(
+                    0x45, tos, total, ident, flags, self._ttl, IPPROTO_UDP, ~s & 0xFFFF,
+                    self._tunnel_src, self._tunnel_dst, sport, dport, total - 20, 0, self.spi,
+                    seq & 0xFFFFFFFF, seq)
+            else:
+                prefix = _V4_ESP_IV.pack(
+                    0x45, tos, total, ident, flags, self._ttl, IPPROTO_ESP, ~s & 0xFFFF,
+                    self._tunnel_src, self._tunnel_dst, self.spi, seq & 0xFFFFFFFF, seq)
+            wire = prefix + self._aead_encrypt(  # type: ignore[misc]
+                self._aead_salt + prefix[-8:], plaintext, prefix[-16:-8])
+        elif self._tunnel_mode:
             version = packet[0] >> 4 if n else 0
             if version == 4 and n >= 20 and packet[2] << 8 | packet[3] == n:
                 tos = packet[1]
@@ -258,13 +307,17 @@ class SecurityAssociation:
                 trailer = self._trailer_v6[(-n - 2) & self._align_mask]
             else:
                 raise LocalError(f"not a whole IPv4/IPv6 packet ({n} bytes)")
-            if tos & 3 == _ip.CE:
+            if tos & 3 == CE:
                 tos ^= 1  # RFC 6040 §4.1: CE is copied as ECT(0)
             plaintext = packet + trailer
             self._seq_out = seq
-            wire = self._transform.seal(
-                self._outer(tos, df, self._overhead + len(plaintext), seq), seq, plaintext
-            )
+            prefix = self._outer(tos, df, self._overhead + len(plaintext), seq)
+            if self._aead:
+                iv = _Q.pack(seq)  # RFC 4106 §3.1: the counter is the IV
+                wire = b"".join((prefix, iv, self._aead_encrypt(  # type: ignore[misc]
+                    self._aead_salt + iv, plaintext, prefix[-8:])))
+            else:
+                wire = self._transform.seal(prefix, seq, plaintext)
             if self._v6_udp_checksum:
                 wire = udp_checksum_ipv6(wire, 40)
         else:
@@ -275,6 +328,14 @@ class SecurityAssociation:
         if self._packets_out >= self._limit_packets_out or self._bytes_out >= self._limit_bytes_out:
             self._lifetime_passed("outbound")
         return wire
+
+    def _refuse_outbound(self) -> None:
+        if self._closed_out:
+            self._lifetime_refusals += 1
+            raise LifetimeExpiredError(f"SA 0x{self.spi:08x} outbound: hard lifetime passed")
+        raise SequenceOverflowError(
+            f"SA 0x{self.spi:08x}: sequence number space exhausted, rekey"
+        )
 
     def _encapsulate_transport(self, packet: bytes, seq: int) -> tuple[bytes, bytes]:
         # RFC 4303 §3.1.1: ESP goes after the IP header (and the IPv6
@@ -290,7 +351,7 @@ class SecurityAssociation:
         plaintext = payload + self._trailer(h.next_header, (-len(payload) - 2) & self._align_mask)
         esp_len = self._overhead + len(plaintext)
         header = bytearray(packet[:end])
-        header[h.next_header_at] = _ip.IPPROTO_UDP if self._udp else _ip.IPPROTO_ESP
+        header[h.next_header_at] = IPPROTO_UDP if self._udp else IPPROTO_ESP
         extra = 8 if self._udp else 0
         if h.version == 4:
             header[2:4] = _H.pack(end + extra + esp_len)
@@ -329,67 +390,86 @@ class SecurityAssociation:
         if self._closed_in:
             self._lifetime_refusals += 1
             raise LifetimeExpiredError(f"SA 0x{self.spi:08x} inbound: hard lifetime passed")
+        if type(packet) is not bytes:
+            packet = bytes(packet)
         try:
-            return self._decapsulate(packet if type(packet) is bytes else bytes(packet))
+            n = len(packet)
+            if n >= 20 and packet[0] == 0x45 and not packet[6] & 0x3F and not packet[7]:
+                # IPv4 without options, not a fragment: the common case
+                end = packet[2] << 8 | packet[3]
+                if end > n or end < 28:
+                    raise EspParseError(f"IPv4 total length {end} of {n} bytes")
+                start = 20
+                proto = packet[9]
+                outer_tos = packet[1]
+                version = 4
+                proto_at = 9
+            else:
+                h = _ip.parse_ip(packet, transport=True)
+                start, end, proto = h.header_end, h.total_length, h.next_header
+                outer_tos, version, proto_at = h.traffic_class, h.version, h.next_header_at
+            udp = proto == IPPROTO_UDP
+            if udp:
+                # RFC 3948 §2.1-§2.3: UDP header, then a keepalive, a non-ESP
+                # marker (IKE on port 4500) or ESP
+                if end - start < 8:
+                    raise EspParseError("UDP header truncated")
+                start += 8
+                if end - start == 1 and packet[start] == 0xFF:
+                    raise NatKeepalive("NAT-keepalive")
+                if packet[start : start + 4] == NON_ESP_MARKER:
+                    raise NonEspMarker(packet[start:end])
+            elif proto != IPPROTO_ESP:
+                raise EspParseError(f"protocol {proto} is neither ESP nor ESP-in-UDP")
+            if end - start < self._overhead + 2:
+                raise EspParseError(f"ESP packet of {end - start} bytes is too short")
+            spi, seq = _II.unpack_from(packet, start)
+            if spi != self.spi:
+                raise UnknownSpiError(spi)
+            replay = self._replay
+            # RFC 4303 §3.4.3: the replay check comes before the ICV check
+            if self.esn or seq <= replay.top:
+                seq = replay.check(seq)
+            if self._aead:
+                try:
+                    plain = self._aead_decrypt(  # type: ignore[misc]
+                        self._aead_salt + packet[start + 8 : start + 16],
+                        packet[start + 16 : end], packet[start : start + 8])
+                except InvalidTag:
+                    raise IntegrityError(f"{self.transform}: ICV mismatch") from None
+            else:
+                plain = self._transform.open(packet, start, end, seq)
+            # RFC 4303 §3.4.3: the window moves only after the ICV verified;
+            # inline for the usual next-in-the-same-block case (RFC 6479 §2)
+            top = replay.top
+            if replay.size and seq > top and seq >> 6 == top >> 6:
+                replay._blocks[(seq >> 6) & replay._index_mask] |= 1 << (seq & 63)
+                replay.top = seq
+            else:
+                replay.update(seq)
+            length = len(plain)
+            pad = plain[-2]
+            next_header = plain[-1]
+            payload_end = length - 2 - pad
+            if payload_end < 0 or (pad and plain[payload_end : length - 1] != _PADDING[pad]):
+                raise PaddingError("padding is not 1, 2, 3, ... (RFC 4303 §2.4)")
+            if self._tunnel_mode:
+                if (next_header == IPPROTO_IPV4 and payload_end >= 20
+                        and plain[0] >> 4 == 4 and plain[2] << 8 | plain[3] == payload_end):
+                    inner = plain[:payload_end]  # the common case: no TFC padding
+                else:
+                    inner = self._inner_packet(plain, payload_end, next_header)
+                if outer_tos & 3:
+                    inner = self._ecn_decapsulate(inner, outer_tos & 3)
+            elif next_header == IPPROTO_NONE:
+                raise DummyPacket("dummy packet (RFC 4303 §2.6)")
+            else:
+                inner = self._rebuild_transport(
+                    packet, start - (8 if udp else 0), proto_at, version=version,
+                    payload=plain[:payload_end], next_header=next_header, udp=udp)
         except EspDrop as drop:
             self._drops[_DROP_COUNTERS[type(drop)]] += 1
             raise
-
-    def _decapsulate(self, packet: bytes) -> bytes:
-        n = len(packet)
-        if n >= 20 and packet[0] == 0x45 and not packet[6] & 0x3F and not packet[7]:
-            # IPv4 without options, not a fragment: the common case
-            end = packet[2] << 8 | packet[3]
-            if end > n or end < 28:
-                raise EspParseError(f"IPv4 total length {end} of {n} bytes")
-            start = 20
-            proto = packet[9]
-            outer_tos = packet[1]
-            version = 4
-            proto_at = 9
-        else:
-            h = _ip.parse_ip(packet, transport=True)
-            start, end, proto = h.header_end, h.total_length, h.next_header
-            outer_tos, version, proto_at = h.traffic_class, h.version, h.next_header_at
-        udp = proto == _ip.IPPROTO_UDP
-        if udp:
-            # RFC 3948 §2.1-§2.3: UDP header, then a keepalive, a non-ESP
-            # marker (IKE on port 4500) or ESP
-            if end - start < 8:
-                raise EspParseError("UDP header truncated")
-            start += 8
-            if end - start == 1 and packet[start] == 0xFF:
-                raise NatKeepalive("NAT-keepalive")
-            if packet[start : start + 4] == NON_ESP_MARKER:
-                raise NonEspMarker(packet[start:end])
-        elif proto != _ip.IPPROTO_ESP:
-            raise EspParseError(f"protocol {proto} is neither ESP nor ESP-in-UDP")
-        t = self._transform
-        if end - start < self._overhead + 2:
-            raise EspParseError(f"ESP packet of {end - start} bytes is too short")
-        spi, seq_low = _II.unpack_from(packet, start)
-        if spi != self.spi:
-            raise UnknownSpiError(spi)
-        replay = self._replay
-        seq = replay.check(seq_low)  # RFC 4303 §3.4.3: before the ICV check
-        plain = t.open(packet, start, end, seq)
-        replay.update(seq)  # RFC 4303 §3.4.3: only after the ICV verified
-        length = len(plain)
-        pad = plain[-2]
-        next_header = plain[-1]
-        payload_end = length - 2 - pad
-        if payload_end < 0 or (pad and plain[payload_end:length - 1] != _PADDING[pad]):
-            raise PaddingError("padding is not 1, 2, 3, ... (RFC 4303 §2.4)")
-        if next_header == _ip.IPPROTO_NONE:
-            raise DummyPacket("dummy packet (RFC 4303 §2.6)")
-        if self._tunnel_mode:
-            inner = self._inner_packet(plain, payload_end, next_header)
-            if outer_tos & 3:
-                inner = self._ecn_decapsulate(inner, outer_tos & 3)
-        else:
-            inner = self._rebuild_transport(
-                packet, start - (8 if udp else 0), proto_at, version=version,
-                payload=plain[:payload_end], next_header=next_header, udp=udp)
         self._packets_in += 1
         self._bytes_in += payload_end
         self._plain_in += length
@@ -401,9 +481,11 @@ class SecurityAssociation:
     def _inner_packet(plain: bytes, payload_end: int, next_header: int) -> bytes:
         # RFC 4303 §2.7: TFC padding may follow the inner packet; its own
         # length field says where it ends
-        if next_header == _ip.IPPROTO_IPV4 and payload_end >= 20 and plain[0] >> 4 == 4:
+        if next_header == IPPROTO_NONE:
+            raise DummyPacket("dummy packet (RFC 4303 §2.6)")
+        if next_header == IPPROTO_IPV4 and payload_end >= 20 and plain[0] >> 4 == 4:
             inner_len = plain[2] << 8 | plain[3]
-        elif next_header == _ip.IPPROTO_IPV6 and payload_end >= 40 and plain[0] >> 4 == 6:
+        elif next_header == IPPROTO_IPV6 and payload_end >= 40 and plain[0] >> 4 == 6:
             inner_len = 40 + (plain[4] << 8 | plain[5])
         else:
             raise DecryptError(f"tunnel mode payload is not the IP packet next header "
@@ -452,9 +534,9 @@ class SecurityAssociation:
                       version: int) -> bytes:
         # RFC 3948 §3.1.2: behind a NAT the TCP/UDP checksum covers addresses
         # that changed on the way; recompute it over the ones received
-        if next_header == _ip.IPPROTO_TCP and len(payload) >= 20:
+        if next_header == IPPROTO_TCP and len(payload) >= 20:
             at = 16
-        elif next_header == _ip.IPPROTO_UDP and len(payload) >= 8:
+        elif next_header == IPPROTO_UDP and len(payload) >= 8:
             at = 6
             if version == 4 and payload[6:8] == b"\x00\x00":
                 return payload  # RFC 768: no checksum was sent
@@ -491,6 +573,7 @@ class SecurityAssociation:
             hard_packets = hard_bytes = _UNLIMITED
             if direction == "outbound":
                 self._closed_out = True
+                self._seq_limit = 0
             else:
                 self._closed_in = True
         if direction == "outbound":

@@ -52,6 +52,7 @@ _HASHES: Final[dict[str, type[hashes.HashAlgorithm]]] = {
 }
 
 Rng = Callable[[int], bytes]
+AeadFunction = Callable[[bytes, bytes, bytes], bytes]
 
 
 def _proposal_names() -> dict[str, tuple[Encryption, Integrity | None]]:
@@ -140,6 +141,11 @@ class AeadTransform(Transform):
         self._decrypt = cipher.decrypt
         self._salt = raw[encryption.key_bytes :]
         self._spi_bytes = _I.pack(spi)
+
+    def primitives(self) -> tuple[AeadFunction, AeadFunction, bytes]:
+        """The AEAD encrypt and decrypt functions and the salt, for a caller
+        that inlines :meth:`seal`/:meth:`open` on its hot path."""
+        return self._encrypt, self._decrypt, self._salt
 
     def seal(self, prefix: bytes, seq: int, plaintext: bytes) -> bytes:
         iv = _Q.pack(seq)
