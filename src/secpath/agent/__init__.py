@@ -8,6 +8,7 @@ is checked against the policy.  The daemon (TUN + UDP sockets) and the lab
 (loopback sockets + in-process NAT) both drive this one class.
 """
 
-from secpath.agent.agent import AgentEvent, ChildInfo, Outgoing, PolicyAgent, RuleState
+from secpath.agent.agent import PolicyAgent
+from secpath.agent.types import AgentEvent, ChildInfo, Outgoing, RuleState
 
 __all__ = ["AgentEvent", "ChildInfo", "Outgoing", "PolicyAgent", "RuleState"]

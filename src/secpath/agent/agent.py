@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 from secpath.agent.packets import outer_udp_header, packet_info, strip_outer_udp
+from secpath.agent.types import AgentEvent, ChildInfo, Outgoing, RuleState, _Pending, in_selectors
 from secpath.errors import LocalError
 from secpath.esp import (
     EspDrop,
@@ -26,6 +25,7 @@ from secpath.esp import (
     UnknownSpiError,
 )
 from secpath.esp.errors import DecryptError, EspParseError, NatKeepalive, NonEspMarker
+from secpath.esp.sad import esp_spi
 from secpath.esp.udp import NAT_KEEPALIVE, NAT_T_PORT, UdpPayload, classify_udp_payload
 from secpath.ike.config import Credentials, IkeConfig, Timing
 from secpath.ike.constants import NotifyType
@@ -43,85 +43,14 @@ from secpath.ike.events import (
     IkeSaFailed,
     IkeSaRekeyed,
 )
-from secpath.ike.selectors import TrafficSelector
 from secpath.monitor.stats import Statistics
 from secpath.policy.model import Behavior, IpAddress, Policy, Rule
 from secpath.policy.spd import Direction, Spd
 
-__all__ = ["AgentEvent", "ChildInfo", "Outgoing", "PolicyAgent", "RuleState"]
+__all__ = ["PolicyAgent"]
 
 IKE_PORT = 500
 Address = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """Something to put on the network.
-
-    ``source_port`` 500 or 4500 with ``destination`` (address, port): a UDP
-    datagram (IKE, ESP-in-UDP, NAT keepalive).  ``source_port`` 0: a whole
-    IP packet for a raw socket (clear text, or ESP as IP protocol 50), and
-    ``destination`` is (address, 0).
-    """
-
-    data: bytes
-    destination: Address
-    source_port: int
-
-
-class RuleState(Enum):
-    DOWN = "down"
-    NEGOTIATING = "negotiating"
-    UP = "up"
-
-
-@dataclass(frozen=True, slots=True)
-class AgentEvent:
-    """What the agent did, for the negotiation log and the monitor.
-
-    ``kind``: "ike-up", "ike-down", "ike-failed", "child-up", "child-rekeyed",
-    "child-down", "child-failed", "dropped", "fallback", "acquire".
-    """
-
-    kind: str
-    rule: str | None
-    peer: str | None
-    detail: str
-    ike_event: Event | None = None
-
-
-@dataclass(slots=True)
-class ChildInfo:
-    """One installed Child SA pair, as the status command shows it."""
-
-    rule: str
-    ike_sa: int
-    handle: int  # our inbound SPI
-    peer: str
-    inbound: SecurityAssociation
-    outbound: SecurityAssociation
-    parameters: EspSaParameters  # outbound parameters (transform, mode, encapsulation)
-    local_ts: tuple[TrafficSelector, ...]
-    remote_ts: tuple[TrafficSelector, ...]
-    installed_at: float
-
-
-@dataclass(slots=True)
-class _Pending:
-    """Packets waiting for a negotiation (the acquire queue)."""
-
-    rule: Rule
-    peer: str
-    deadline: float
-    packets: deque[bytes] = field(default_factory=deque)
-    ike_sa: int = 0
-
-
-def _in_selectors(address: IpAddress, selectors: Sequence[TrafficSelector]) -> bool:
-    return any(
-        ts.start.version == address.version and int(ts.start) <= int(address) <= int(ts.end)
-        for ts in selectors
-    )
 
 
 class PolicyAgent:
@@ -182,7 +111,7 @@ class PolicyAgent:
         self.children: dict[int, ChildInfo] = {}
         self._outbound: dict[tuple[str, str], int] = {}  # (rule, peer) -> newest child
         self._pending: dict[tuple[str, str], _Pending] = {}
-        self._ike_peers: dict[int, IkeSaEstablished] = {}
+        self.ike_sas: dict[int, IkeSaEstablished] = {}
         self._keepalive_at: dict[str, float] = {}  # peer -> next NAT keepalive
         self._transmit: list[Outgoing] = []
         self._deliver: list[bytes] = []
@@ -408,7 +337,7 @@ class PolicyAgent:
             return
         # RFC 4301 §5.2: the inner packet must match the SA's selectors
         if not (
-            _in_selectors(info.source, child.remote_ts) and _in_selectors(info.destination, child.local_ts)
+            in_selectors(info.source, child.remote_ts) and in_selectors(info.destination, child.local_ts)
         ):
             self._emit(
                 "dropped",
@@ -425,16 +354,14 @@ class PolicyAgent:
         self._sa_events(child, now)
 
     def _child_of_inbound(self, packet: bytes) -> ChildInfo | None:
-        from secpath.esp.sad import esp_spi
-
         try:
             spi = esp_spi(packet)
         except (EspParseError, NatKeepalive, NonEspMarker):
             return None
-        for child in self.children.values():
-            if child.inbound.spi == spi:
-                return child
-        return None
+        child = self.children.get(spi)  # the handle is our inbound SPI
+        if child is not None and child.inbound.spi == spi:
+            return child
+        return next((c for c in self.children.values() if c.inbound.spi == spi), None)
 
     # -- control -------------------------------------------------------------
 
@@ -499,7 +426,7 @@ class PolicyAgent:
 
     def _on_event(self, event: Event, now: float) -> None:
         if isinstance(event, IkeSaEstablished):
-            self._ike_peers[event.ike_sa] = event
+            self.ike_sas[event.ike_sa] = event
             if event.nat_local and self.keepalive_interval > 0:
                 self._keepalive_at.setdefault(event.peer[0], now + self.keepalive_interval)
             nat = (
@@ -516,9 +443,9 @@ class PolicyAgent:
                 event,
             )
         elif isinstance(event, IkeSaRekeyed):
-            old = self._ike_peers.pop(event.old_ike_sa, None)
+            old = self.ike_sas.pop(event.old_ike_sa, None)
             if old is not None:
-                self._ike_peers[event.new_ike_sa] = old
+                self.ike_sas[event.new_ike_sa] = old
             for c in self.children.values():
                 if c.ike_sa == event.old_ike_sa:
                     c.ike_sa = event.new_ike_sa
@@ -527,10 +454,10 @@ class PolicyAgent:
                 "ike-rekeyed", None, old.peer[0] if old else None, f"IKE SA rekeyed ({event.proposal})", event
             )
         elif isinstance(event, IkeSaDeleted):
-            gone = self._ike_peers.pop(event.ike_sa, None)
+            gone = self.ike_sas.pop(event.ike_sa, None)
             for c in [c for c in self.children.values() if c.ike_sa == event.ike_sa]:
                 self._remove_child(c.handle, event.reason)
-            if gone is not None and not any(p.peer[0] == gone.peer[0] for p in self._ike_peers.values()):
+            if gone is not None and not any(p.peer[0] == gone.peer[0] for p in self.ike_sas.values()):
                 self._keepalive_at.pop(gone.peer[0], None)
             self._emit("ike-down", None, gone.peer[0] if gone else None, event.reason, event)
         elif isinstance(event, IkeSaFailed):
@@ -584,7 +511,7 @@ class PolicyAgent:
         self.stats.inc("main_mode", "key_updates")
         self.stats.inc("main_mode", "key_additions")
         self.stats.inc("quick_mode", "key_additions")
-        ike = self._ike_peers.get(event.ike_sa)
+        ike = self.ike_sas.get(event.ike_sa)
         peer = ike.peer[0] if ike is not None else (event.outbound.tunnel[1] if event.outbound.tunnel else "")
         if not peer:
             peer = self._peer_from_ts(event)
@@ -705,9 +632,9 @@ class PolicyAgent:
         m, q = self.stats.main_mode, self.stats.quick_mode
         m["active_acquire"] = len(self._pending)
         m["acquire_heap_size"] = sum(len(p.packets) for p in self._pending.values())
-        m["main_mode_sas"] = len(self._ike_peers)
+        m["main_mode_sas"] = len(self.ike_sas)
         m["quick_mode_sas"] = len(self.children)
-        m["connection_list_size"] = len({p.peer[0] for p in self._ike_peers.values()})
+        m["connection_list_size"] = len({p.peer[0] for p in self.ike_sas.values()})
         q["active_security_associations"] = 2 * len(self.children)
         q["active_tunnels"] = sum(1 for c in self.children.values() if c.parameters.mode == "tunnel")
         q["pending_key_operations"] = len(self._pending)
