@@ -60,8 +60,9 @@ _II = struct.Struct("!II")
 _Q = struct.Struct("!Q")
 _HHHH = struct.Struct("!HHHH")
 _V4_ESP = struct.Struct("!BBHHHBBH4s4sII")
-_V4_ESP_IV = struct.Struct("!BBHHHBBH4s4sIIQ")  # outer IPv4, ESP header, 8-octet IV
-_V4_UDP_IV = struct.Struct("!BBHHHBBH4s4sHHHHIIQ")
+# outer IPv4 (TTL and protocol as one word), ESP header, 8-octet IV
+_V4_ESP_IV = struct.Struct("!BBHHHHH4s4sIIQ")
+_V4_UDP_IV = struct.Struct("!BBHHHHH4s4sHHHHIIQ")
 _V4_UDP = struct.Struct("!BBHHHBBH4s4sHHHHII")
 _V6_ESP = struct.Struct("!IHBB16s16sII")
 _V6_UDP = struct.Struct("!IHBB16s16sHHHHII")
@@ -106,12 +107,11 @@ class SecurityAssociation:
         "_authenticated_overhead", "_bytes_in", "_bytes_out", "_closed_in", "_closed_out",
         "_drops", "_events", "_fast_overhead", "_fast_v4", "_lifetime", "_lifetime_refusals",
         "_limit_bytes_in", "_limit_bytes_out", "_limit_packets_in", "_limit_packets_out",
-        "_outer", "_overhead", "_packets_in", "_packets_out", "_plain_in", "_plain_out",
-        "_replay", "_seq_limit", "_seq_max", "_seq_out", "_soft_reported", "_sum", "_trailer_v4",
-        "_trailer_v6",
-        "_transform", "_transport_trailers", "_ttl", "_tunnel_dst", "_tunnel_mode", "_tunnel_src",
-        "_udp", "_udp_ports", "_v6_udp_checksum", "esn", "mode", "spi", "transform", "tunnel",
-        "udp_encapsulation",
+        "_outer", "_overhead", "_packets_in", "_plain_in", "_plain_out", "_replay", "_seq_limit",
+        "_seq_max", "_seq_out", "_soft_reported", "_sum", "_trailer_v4", "_trailer_v6",
+        "_transform", "_transport_trailers", "_ttl", "_ttl_proto", "_tunnel_dst", "_tunnel_mode",
+        "_tunnel_src", "_udp", "_udp_ports", "_v6_udp_checksum", "esn", "mode", "spi",
+        "transform", "tunnel", "udp_encapsulation",
     )
 
     def __init__(
@@ -178,7 +178,7 @@ class SecurityAssociation:
 
         self._tunnel_mode = mode == "tunnel"
         self._tunnel_src = self._tunnel_dst = b""
-        self._sum = 0
+        self._sum = self._ttl_proto = 0
         self._v6_udp_checksum = False
         if self._tunnel_mode:
             self._setup_tunnel(tunnel)
@@ -195,7 +195,7 @@ class SecurityAssociation:
         self._events: list[SaEvent] = []
         self._soft_reported: set[str] = set()
         self._drops = dict.fromkeys(_DROP_COUNTERS.values(), 0)
-        self._packets_in = self._packets_out = self._bytes_in = self._bytes_out = 0
+        self._packets_in = self._bytes_in = self._bytes_out = 0
         self._plain_in = self._plain_out = self._lifetime_refusals = 0
 
     def _setup_tunnel(self, tunnel: tuple[str, str] | None) -> None:
@@ -210,8 +210,9 @@ class SecurityAssociation:
         self._tunnel_src, self._tunnel_dst = src, dst
         if len(src) == 4:
             proto = IPPROTO_UDP if self._udp else IPPROTO_ESP
+            self._ttl_proto = self._ttl << 8 | proto
             # RFC 791 checksum: the constant words, summed once per SA
-            self._sum = 0x4500 + (self._ttl << 8 | proto) + sum(
+            self._sum = 0x4500 + self._ttl_proto + sum(
                 _H.unpack_from(src + dst, i)[0] for i in range(0, 8, 2)
             )
             self._outer = self._outer_v4_udp if self._udp else self._outer_v4
@@ -279,19 +280,18 @@ class SecurityAssociation:
             total = self._fast_overhead + n + pad
             ident = seq & 0xFFFF
             flags = (packet[6] & 0x40) << 8  # DF copied (RFC 4301 §8.1)
-            s = self._sum + tos + total + ident + flags
-            s = (s & 0xFFFF) + (s >> 16)
-            s = (s & 0xFFFF) + (s >> 16)
+            # RFC 1071: the ones' complement sum is the plain sum modulo 0xFFFF
+            header_checksum = 0xFFFF - (self._sum + tos + total + ident + flags) % 0xFFFF
             self._seq_out = seq
             if self._udp:
                 sport, dport = self._udp_ports
                 prefix = _V4_UDP_IV.pack(
-                    0x45, tos, total, ident, flags, self._ttl, IPPROTO_UDP, ~s & 0xFFFF,
+                    0x45, tos, total, ident, flags, self._ttl_proto, header_checksum,
                     self._tunnel_src, self._tunnel_dst, sport, dport, total - 20, 0, self.spi,
                     seq & 0xFFFFFFFF, seq)
             else:
                 prefix = _V4_ESP_IV.pack(
-                    0x45, tos, total, ident, flags, self._ttl, IPPROTO_ESP, ~s & 0xFFFF,
+                    0x45, tos, total, ident, flags, self._ttl_proto, header_checksum,
                     self._tunnel_src, self._tunnel_dst, self.spi, seq & 0xFFFFFFFF, seq)
             wire = prefix + self._aead_encrypt(  # type: ignore[misc]
                 self._aead_salt + prefix[-8:], plaintext, prefix[-16:-8])
@@ -322,10 +322,10 @@ class SecurityAssociation:
                 wire = udp_checksum_ipv6(wire, 40)
         else:
             wire, plaintext = self._encapsulate_transport(packet, seq)
-        self._packets_out += 1
+        # packets sent == the sequence number (RFC 4303 §3.3.3: it starts at 1)
         self._bytes_out += n
         self._plain_out += len(plaintext)
-        if self._packets_out >= self._limit_packets_out or self._bytes_out >= self._limit_bytes_out:
+        if seq >= self._limit_packets_out or self._bytes_out >= self._limit_bytes_out:
             self._lifetime_passed("outbound")
         return wire
 
@@ -560,7 +560,7 @@ class SecurityAssociation:
         hard_packets = lt.hard_packets or _UNLIMITED
         hard_bytes = lt.hard_bytes or _UNLIMITED
         if direction == "outbound":
-            packets, octets = self._packets_out, self._bytes_out
+            packets, octets = self._seq_out, self._bytes_out
         else:
             packets, octets = self._packets_in, self._bytes_in
         if direction not in self._soft_reported and (
@@ -589,7 +589,7 @@ class SecurityAssociation:
         lt = self._lifetime
         soft_p = lt.soft_packets or _UNLIMITED
         soft_b = lt.soft_bytes or _UNLIMITED
-        return (max(self._packets_in, self._packets_out) >= soft_p
+        return (max(self._packets_in, self._seq_out) >= soft_p
                 or max(self._bytes_in, self._bytes_out) >= soft_b)
 
     @property
@@ -618,13 +618,13 @@ class SecurityAssociation:
         drops = self._drops
         return EspCounters(
             packets_in=self._packets_in,
-            packets_out=self._packets_out,
+            packets_out=self._seq_out,
             bytes_in=self._bytes_in,
             bytes_out=self._bytes_out,
             confidential_bytes_in=self._plain_in if confidential else 0,
             confidential_bytes_out=self._plain_out if confidential else 0,
             authenticated_bytes_in=self._plain_in + overhead * self._packets_in,
-            authenticated_bytes_out=self._plain_out + overhead * self._packets_out,
+            authenticated_bytes_out=self._plain_out + overhead * self._seq_out,
             replays=drops["replays"],
             integrity_failures=drops["integrity_failures"],
             bad_padding=drops["bad_padding"],
