@@ -36,7 +36,6 @@ from secpath.esp.ip import (
     IPPROTO_IPV4,
     IPPROTO_IPV6,
     IPPROTO_NONE,
-    IPPROTO_TCP,
     IPPROTO_UDP,
 )
 from secpath.esp.lifetime import (
@@ -45,6 +44,12 @@ from secpath.esp.lifetime import (
     Lifetime,
     SaEvent,
     SoftLifetimeExpired,
+)
+from secpath.esp.modes import (
+    ecn_decapsulate_packet,
+    inner_packet,
+    rebuild_transport,
+    transport_header,
 )
 from secpath.esp.replay import ReplayWindow
 from secpath.esp.transforms import AeadFunction, AeadTransform, Rng, make_transform
@@ -58,7 +63,6 @@ Mode = Literal["tunnel", "transport"]
 _H = struct.Struct("!H")
 _II = struct.Struct("!II")
 _Q = struct.Struct("!Q")
-_HHHH = struct.Struct("!HHHH")
 _V4_ESP = struct.Struct("!BBHHHBBH4s4sII")
 # outer IPv4 (TTL and protocol as one word), ESP header, 8-octet IV
 _V4_ESP_IV = struct.Struct("!BBHHHHH4s4sIIQ")
@@ -349,22 +353,11 @@ class SecurityAssociation:
         end = h.header_end
         payload = packet[end:]
         plaintext = payload + self._trailer(h.next_header, (-len(payload) - 2) & self._align_mask)
-        esp_len = self._overhead + len(plaintext)
-        header = bytearray(packet[:end])
-        header[h.next_header_at] = IPPROTO_UDP if self._udp else IPPROTO_ESP
-        extra = 8 if self._udp else 0
-        if h.version == 4:
-            header[2:4] = _H.pack(end + extra + esp_len)
-            header[10:12] = b"\x00\x00"
-            header[10:12] = _H.pack(_ip.ipv4_header_checksum(header))
-        else:
-            header[4:6] = _H.pack(end - 40 + extra + esp_len)
-        if self._udp:
-            sport, dport = self._udp_ports
-            header += _HHHH.pack(sport, dport, 8 + esp_len, 0)  # RFC 3948 §2.1
-        header += _II.pack(self.spi, seq & 0xFFFFFFFF)
+        header = transport_header(packet, h, esp_len=self._overhead + len(plaintext),
+                                  udp_ports=self._udp_ports if self._udp else None,
+                                  spi=self.spi, seq=seq)
         self._seq_out = seq
-        wire = self._transform.seal(bytes(header), seq, plaintext)
+        wire = self._transform.seal(header, seq, plaintext)
         if self._udp and h.version == 6:
             wire = udp_checksum_ipv6(wire, end)
         return wire, plaintext
@@ -458,15 +451,15 @@ class SecurityAssociation:
                         and plain[0] >> 4 == 4 and plain[2] << 8 | plain[3] == payload_end):
                     inner = plain[:payload_end]  # the common case: no TFC padding
                 else:
-                    inner = self._inner_packet(plain, payload_end, next_header)
+                    inner = inner_packet(plain, payload_end, next_header)
                 if outer_tos & 3:
-                    inner = self._ecn_decapsulate(inner, outer_tos & 3)
+                    inner = ecn_decapsulate_packet(inner, outer_tos & 3)
             elif next_header == IPPROTO_NONE:
                 raise DummyPacket("dummy packet (RFC 4303 §2.6)")
             else:
-                inner = self._rebuild_transport(
+                inner = rebuild_transport(
                     packet, start - (8 if udp else 0), proto_at, version=version,
-                    payload=plain[:payload_end], next_header=next_header, udp=udp)
+                    payload=plain[:payload_end], next_header=next_header, nat_traversal=udp)
         except EspDrop as drop:
             self._drops[_DROP_COUNTERS[type(drop)]] += 1
             raise
@@ -476,76 +469,6 @@ class SecurityAssociation:
         if self._packets_in >= self._limit_packets_in or self._bytes_in >= self._limit_bytes_in:
             self._lifetime_passed("inbound")
         return inner
-
-    @staticmethod
-    def _inner_packet(plain: bytes, payload_end: int, next_header: int) -> bytes:
-        # RFC 4303 §2.7: TFC padding may follow the inner packet; its own
-        # length field says where it ends
-        if next_header == IPPROTO_NONE:
-            raise DummyPacket("dummy packet (RFC 4303 §2.6)")
-        if next_header == IPPROTO_IPV4 and payload_end >= 20 and plain[0] >> 4 == 4:
-            inner_len = plain[2] << 8 | plain[3]
-        elif next_header == IPPROTO_IPV6 and payload_end >= 40 and plain[0] >> 4 == 6:
-            inner_len = 40 + (plain[4] << 8 | plain[5])
-        else:
-            raise DecryptError(f"tunnel mode payload is not the IP packet next header "
-                               f"{next_header} announces")
-        if inner_len > payload_end or inner_len < 20:
-            raise DecryptError(f"inner packet length {inner_len} of {payload_end} bytes")
-        return plain[:inner_len]
-
-    @staticmethod
-    def _ecn_decapsulate(inner: bytes, outer_ecn: int) -> bytes:
-        # RFC 6040 §4.2: combine outer and inner ECN
-        version = inner[0] >> 4
-        inner_ecn = inner[1] & 3 if version == 4 else (inner[1] >> 4) & 3
-        ecn = _ip.ecn_decapsulate(inner_ecn, outer_ecn)
-        if ecn == inner_ecn:
-            return inner
-        fixed = bytearray(inner)
-        if version == 4:
-            fixed[1] = (inner[1] & 0xFC) | ecn
-            ihl = (inner[0] & 0x0F) * 4
-            fixed[10:12] = b"\x00\x00"
-            fixed[10:12] = _H.pack(_ip.ipv4_header_checksum(fixed[:ihl]))
-        else:
-            fixed[1] = (inner[1] & 0xCF) | ecn << 4
-        return bytes(fixed)
-
-    def _rebuild_transport(self, packet: bytes, esp_at: int, proto_at: int, *, version: int,
-                           payload: bytes, next_header: int, udp: bool) -> bytes:
-        # RFC 4303 §3.4: the IP header is kept, Next Header restored
-        header = bytearray(packet[:esp_at])
-        header[proto_at] = next_header
-        if version == 4:
-            header[2:4] = _H.pack(esp_at + len(payload))
-            header[10:12] = b"\x00\x00"
-            header[10:12] = _H.pack(_ip.ipv4_header_checksum(header))
-            src, dst = packet[12:16], packet[16:20]
-        else:
-            header[4:6] = _H.pack(esp_at - 40 + len(payload))
-            src, dst = packet[8:24], packet[24:40]
-        if udp:
-            payload = self._nat_checksum(src, dst, next_header, payload, version)
-        return bytes(header) + payload
-
-    @staticmethod
-    def _nat_checksum(src: bytes, dst: bytes, next_header: int, payload: bytes,
-                      version: int) -> bytes:
-        # RFC 3948 §3.1.2: behind a NAT the TCP/UDP checksum covers addresses
-        # that changed on the way; recompute it over the ones received
-        if next_header == IPPROTO_TCP and len(payload) >= 20:
-            at = 16
-        elif next_header == IPPROTO_UDP and len(payload) >= 8:
-            at = 6
-            if version == 4 and payload[6:8] == b"\x00\x00":
-                return payload  # RFC 768: no checksum was sent
-        else:
-            return payload
-        segment = bytearray(payload)
-        segment[at : at + 2] = b"\x00\x00"
-        segment[at : at + 2] = _H.pack(_ip.transport_checksum(src, dst, next_header, segment))
-        return bytes(segment)
 
     # -- lifetime (RFC 4301 §4.4.2.1) -------------------------------------
 
