@@ -29,10 +29,12 @@ class ReplayWindow:
     ``size`` 0 disables the anti-replay check (RFC 4303 §3.4.3: the receiver
     may); ``top`` is the highest authenticated sequence number (64-bit with
     ESN).  :meth:`check` runs before the ICV is verified and returns the full
-    sequence number; :meth:`update` runs only after it verified.
+    sequence number; :meth:`update` runs only after it verified.  ``blocks``
+    (the RFC 6479 ring of 64-bit words) and ``index_mask`` are also read by
+    the SA's inlined hot path; nothing else should touch them.
     """
 
-    __slots__ = ("_blocks", "_index_mask", "_inference", "esn", "size", "top")
+    __slots__ = ("_inference", "blocks", "esn", "index_mask", "size", "top")
 
     def __init__(self, size: int, *, esn: bool = False) -> None:
         if size < 0:
@@ -46,8 +48,8 @@ class ReplayWindow:
         count = 1
         while count * _BLOCK_BITS < size + _BLOCK_BITS:
             count <<= 1  # a power of two: the ring index is a mask
-        self._blocks = [0] * count if size else []
-        self._index_mask = count - 1
+        self.blocks = [0] * count if size else []
+        self.index_mask = count - 1
 
     def infer(self, seq_low: int) -> int:
         """The full sequence number of a received 32-bit one (RFC 4303
@@ -80,7 +82,7 @@ class ReplayWindow:
             return seq
         if top - seq >= self.size:
             raise ReplayError(f"sequence number {seq} left of the window (top {top})")
-        if (self._blocks[(seq >> _BLOCK_SHIFT) & self._index_mask] >> (seq & _BLOCK_MASK)) & 1:
+        if (self.blocks[(seq >> _BLOCK_SHIFT) & self.index_mask] >> (seq & _BLOCK_MASK)) & 1:
             raise ReplayError(f"duplicate sequence number {seq}")
         return seq
 
@@ -91,8 +93,8 @@ class ReplayWindow:
             if seq > top:
                 self.top = seq
             return
-        blocks = self._blocks
-        mask = self._index_mask
+        blocks = self.blocks
+        mask = self.index_mask
         index = seq >> _BLOCK_SHIFT
         if seq > top:
             current = top >> _BLOCK_SHIFT

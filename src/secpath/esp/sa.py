@@ -62,7 +62,6 @@ Mode = Literal["tunnel", "transport"]
 
 _H = struct.Struct("!H")
 _II = struct.Struct("!II")
-_Q = struct.Struct("!Q")
 _V4_ESP = struct.Struct("!BBHHHBBH4s4sII")
 # outer IPv4 (TTL and protocol as one word), ESP header, 8-octet IV
 _V4_ESP_IV = struct.Struct("!BBHHHHH4s4sIIQ")
@@ -315,13 +314,9 @@ class SecurityAssociation:
                 tos ^= 1  # RFC 6040 §4.1: CE is copied as ECT(0)
             plaintext = packet + trailer
             self._seq_out = seq
-            prefix = self._outer(tos, df, self._overhead + len(plaintext), seq)
-            if self._aead:
-                iv = _Q.pack(seq)  # RFC 4106 §3.1: the counter is the IV
-                wire = b"".join((prefix, iv, self._aead_encrypt(  # type: ignore[misc]
-                    self._aead_salt + iv, plaintext, prefix[-8:])))
-            else:
-                wire = self._transform.seal(prefix, seq, plaintext)
+            wire = self._transform.seal(
+                self._outer(tos, df, self._overhead + len(plaintext), seq), seq, plaintext
+            )
             if self._v6_udp_checksum:
                 wire = udp_checksum_ipv6(wire, 40)
         else:
@@ -436,7 +431,7 @@ class SecurityAssociation:
             # inline for the usual next-in-the-same-block case (RFC 6479 §2)
             top = replay.top
             if replay.size and seq > top and seq >> 6 == top >> 6:
-                replay._blocks[(seq >> 6) & replay._index_mask] |= 1 << (seq & 63)
+                replay.blocks[(seq >> 6) & replay.index_mask] |= 1 << (seq & 63)
                 replay.top = seq
             else:
                 replay.update(seq)
