@@ -4,7 +4,7 @@
 - draft-mcgrew-gcm-test-01 (the GCM ESP vectors for RFC 4106), Packets 2 & 3
   and Packet 1 (extended sequence numbers, RFC 4106 §5 AAD)
 - RFC 7634 Appendix A: ChaCha20-Poly1305 ESP example
-- RFC 4868 §2.7.2.1 / §2.7.2.3 and RFC 2202 §3 (RFC 2404): HMAC truncations
+- RFC 4868 §2.7.2.1-§2.7.2.3 and RFC 2202 §3 (RFC 2404): HMAC truncations
 
 The transform is given the RFC's IV as "sequence number" where the sequence
 number only chooses the IV (non-ESN AEAD: the AAD is the header bytes), so
@@ -217,6 +217,8 @@ def test_rfc7634_appendix_a_decapsulate_tunnel() -> None:
         ("null-sha256", "0b" * 32, "198a607eb44bfbc69903a0f1cf2bbdc5"),
         # RFC 4868 §2.7.2.1, Test Case AUTH256-2 ("what do ya want for nothing?")
         ("null-sha256", "4a656665" * 8, "167f928588c5cc2eef8e3093caa0e87c"),
+        # RFC 4868 §2.7.2.2, Test Case AUTH384-1: HMAC-SHA-384-192
+        ("null-sha384", "0b" * 48, "b6a8d5636f5c6a7224f9977dcf7ee6c7fb6d0c48cbdee973"),
         # RFC 4868 §2.7.2.3, Test Case AUTH512-1: HMAC-SHA-512-256
         ("null-sha512", "0b" * 64,
          "637edc6e01dce7e6742a99451aae82df23da3e92439e590e43e761b33e910fb8"),
