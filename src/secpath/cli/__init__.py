@@ -17,6 +17,7 @@ app = typer.Typer(
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
     import secpath.cli.check
+    import secpath.cli.daemon
     import secpath.cli.lab
     import secpath.cli.plan  # noqa: F401
 

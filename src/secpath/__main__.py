@@ -1,0 +1,5 @@
+"""``python -m secpath``: the same as the ``secpath`` command."""
+
+from secpath.cli import main
+
+main()

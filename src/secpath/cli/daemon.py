@@ -1,0 +1,234 @@
+"""Daemon commands: ``up``, ``down``, ``reload``, ``initiate``, ``terminate``,
+``status`` and ``stats``."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from secpath.cli import app
+from secpath.cli._output import console, err_console, print_json
+from secpath.daemon.control import DEFAULT_CONTROL_PATH, ControlError, request
+from secpath.errors import LocalError
+from secpath.monitor.stats import MAIN_MODE, QUICK_MODE
+from secpath.policy.loader import PolicyFileError, load_policy
+
+ControlOption = Annotated[
+    Path, typer.Option("--control", help="The daemon's control socket.", show_default=True)
+]
+
+
+def _ask(control: Path, command: str, args: dict[str, Any] | None = None, *, timeout: float = 30.0) -> Any:
+    try:
+        return request(control, command, args, timeout=timeout)
+    except ControlError as exc:
+        err_console.print(f"[bold red]✗[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def up(
+    policy: Annotated[Path, typer.Argument(help="The policy TOML file to run.", show_default=False)],
+    foreground: Annotated[
+        bool, typer.Option("--foreground", help="Stay in the foreground (no fork).")
+    ] = False,
+    control: ControlOption = DEFAULT_CONTROL_PATH,
+    force_udp_encapsulation: Annotated[
+        bool, typer.Option(help="Encapsulate ESP in UDP 4500 even without a NAT (RFC 7296 §2.23).")
+    ] = False,
+    tun: Annotated[
+        str, typer.Option(help="Name of the TUN device protected traffic is routed into.")
+    ] = "secpath0",
+    log: Annotated[Path | None, typer.Option(help="Daemon output file (background mode).")] = None,
+) -> None:
+    """Start the daemon: run POLICY on this host (root needed).
+
+    IKEv2 on UDP 500 and 4500, ESP in userspace through a TUN device, NAT
+    traversal, the policy agent's permit/block/negotiate decisions. Refuses
+    to start over a running daemon's control socket; removes a stale one.
+
+    Example: secpath up /etc/secpath/policy.toml; secpath status
+    """
+    try:
+        load_policy(policy)
+    except PolicyFileError as exc:
+        err_console.print(f"[bold red]✗[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    if foreground:
+        from secpath.daemon.service import Daemon, DaemonOptions
+
+        options = DaemonOptions(
+            control=control, tun_name=tun, force_udp_encapsulation=force_udp_encapsulation
+        )
+        try:
+            asyncio.run(Daemon(policy.resolve(), options).run())
+        except (LocalError, OSError) as exc:
+            err_console.print(f"[bold red]✗[/] secpath daemon: {escape(str(exc))}")
+            raise typer.Exit(1) from None
+        return
+    log = log or control.with_name("secpath.log")
+    log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "secpath",
+        "up",
+        str(policy.resolve()),
+        "--foreground",
+        "--control",
+        str(control),
+        "--tun",
+        tun,
+    ]
+    if force_udp_encapsulation:
+        argv.append("--force-udp-encapsulation")
+    with log.open("ab") as out:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            err_console.print(f"[bold red]✗[/] the daemon exited ({process.returncode}):\n{escape(tail)}")
+            raise typer.Exit(1)
+        try:
+            request(control, "status", timeout=2)
+        except ControlError:
+            time.sleep(0.1)
+            continue
+        console.print(f"secpath daemon running: pid {process.pid}, control {control}, log {log}")
+        return
+    err_console.print(f"[bold red]✗[/] the daemon did not answer on {control} within 15 s (see {log})")
+    raise typer.Exit(1)
+
+
+@app.command()
+def down(control: ControlOption = DEFAULT_CONTROL_PATH) -> None:
+    """Stop the daemon: delete every SA (peers are told) and remove its routes and TUN device."""
+    _ask(control, "down")
+    deadline = time.monotonic() + 10
+    while control.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    console.print("secpath daemon stopped")
+
+
+@app.command()
+def reload(
+    policy: Annotated[Path, typer.Argument(help="The new policy file.", show_default=False)],
+    control: ControlOption = DEFAULT_CONTROL_PATH,
+) -> None:
+    """Replace the running policy. An invalid policy is rejected and the running one stays."""
+    try:
+        load_policy(policy)
+    except PolicyFileError as exc:
+        err_console.print(f"[bold red]✗[/] {escape(str(exc))}\nthe running policy stays")
+        raise typer.Exit(2) from None
+    result = _ask(control, "reload", {"policy": str(policy.resolve())})
+    console.print(f"reloaded {result['loaded']}: {result['rules']} rule(s)")
+
+
+@app.command()
+def initiate(
+    rule: Annotated[str, typer.Argument(help="Rule name.", show_default=False)],
+    control: ControlOption = DEFAULT_CONTROL_PATH,
+) -> None:
+    """Negotiate RULE now, without waiting for traffic."""
+    result = _ask(control, "initiate", {"rule": rule})
+    console.print(f"initiating {result['initiated']} from {result['from']}")
+
+
+@app.command()
+def terminate(
+    rule: Annotated[str | None, typer.Argument(help="Rule name.", show_default=False)] = None,
+    all_rules: Annotated[bool, typer.Option("--all", help="Every rule.")] = False,
+    control: ControlOption = DEFAULT_CONTROL_PATH,
+) -> None:
+    """Delete the SAs of RULE (or of --all rules)."""
+    if (rule is None) == (not all_rules):
+        err_console.print("[bold red]✗[/] give a RULE or --all")
+        raise typer.Exit(2)
+    result = _ask(control, "terminate", {"rule": rule} if rule else {})
+    console.print(f"deleted {result['deleted_ike_sas']} IKE SA(s)")
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    control: ControlOption = DEFAULT_CONTROL_PATH,
+) -> None:
+    """Every IKE SA and Child SA of the running daemon, and the state of every rule."""
+    data = _ask(control, "status")
+    if as_json:
+        print_json(data)
+        return
+    p = data["policy"]
+    console.print(f"[bold]{escape(p['name'])}[/] ({escape(p['file'])}), up {data['uptime_s']} s")
+    rules = Table(title="rules", title_justify="left", header_style="bold")
+    for c in ("rule", "behavior", "mode", "state", "bytes in/out", "last failure"):
+        rules.add_column(c)
+    ike = Table(title="IKE SAs (main mode)", title_justify="left", header_style="bold")
+    for c in ("local", "remote", "identities", "proposal", "NAT"):
+        ike.add_column(c)
+    child = Table(title="Child SAs (quick mode)", title_justify="left", header_style="bold")
+    for c in ("rule", "peer", "SA", "SPIs in/out", "selectors", "bytes in/out"):
+        child.add_column(c)
+    for host in data["hosts"]:
+        for r in host["rules"]:
+            rules.add_row(
+                r["rule"],
+                r["behavior"],
+                r["mode"],
+                r["state"],
+                f"{r['bytes_in']}/{r['bytes_out']}",
+                escape(r["last_failure"]),
+            )
+        for s in host["ike_sas"]:
+            nat = (
+                ", ".join(x for x, on in (("local", s["nat_local"]), ("remote", s["nat_remote"])) if on)
+                or "-"
+            )
+            ike.add_row(s["local"], s["remote"], f"{s['local_id']} <-> {s['remote_id']}", s["proposal"], nat)
+        for s in host["child_sas"]:
+            child.add_row(
+                s["rule"],
+                s["peer"],
+                f"{s['transform']} {s['mode']} {s['encapsulation']}",
+                f"{s['spi_in']}/{s['spi_out']}",
+                f"{', '.join(s['local_ts'])} <-> {', '.join(s['remote_ts'])}",
+                f"{s['bytes_in']}/{s['bytes_out']}",
+            )
+    console.print(rules)
+    console.print(ike)
+    console.print(child)
+
+
+@app.command()
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    reset: Annotated[bool, typer.Option("--reset", help="Zero the counters after reading them.")] = False,
+    control: ControlOption = DEFAULT_CONTROL_PATH,
+) -> None:
+    """The IP Security Monitor's statistics (main mode and quick mode)."""
+    data = _ask(control, "stats", {"reset": reset})
+    if as_json:
+        print_json(data)
+        return
+    for title, table_def, values in (
+        ("Main Mode", MAIN_MODE, data["main_mode"]),
+        ("Quick Mode", QUICK_MODE, data["quick_mode"]),
+    ):
+        table = Table(title=title, title_justify="left", header_style="bold")
+        table.add_column("statistic")
+        table.add_column("value", justify="right")
+        for s in table_def:
+            table.add_row(s.name, str(values[s.key]))
+        console.print(table)

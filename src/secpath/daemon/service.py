@@ -1,0 +1,423 @@
+"""The secpath daemon: a policy made real on this host.
+
+It owns all I/O: one policy agent per local address with its IKE sockets
+(UDP 500 and 4500, marked so they bypass the protected routes), a raw
+socket for ESP (IP protocol 50) and for packets sent in clear, the TUN
+device that protected traffic is routed into (as strongSwan's
+``kernel-libipsec`` does), and the control socket.  Everything it adds to
+the kernel is removed on exit, and a crashed run's leftovers at the next
+start.  IPv4 only for now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import ipaddress
+import signal
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from secpath.agent import AgentEvent, Outgoing, PolicyAgent
+from secpath.agent.split import split_policy
+from secpath.agent.status import agent_status
+from secpath.daemon.control import ControlServer
+from secpath.daemon.driver import AgentDriver
+from secpath.daemon.netsetup import NetSetup, RoutingConfig
+from secpath.daemon.tun import TunDevice
+from secpath.errors import LocalError
+from secpath.ike.config import Timing
+from secpath.monitor.stats import Statistics
+from secpath.policy.loader import load_policy
+from secpath.policy.model import AddressKind, Behavior, IpNetwork, Policy
+
+__all__ = ["Daemon", "DaemonOptions"]
+
+IPPROTO_ESP = 50
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonOptions:
+    control: Path
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    tun_name: str = "secpath0"
+    mtu: int = 1400
+    ike_port: int = 500
+    nat_t_port: int = 4500
+    force_udp_encapsulation: bool = False
+    timing: Timing = field(default_factory=Timing)
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, daemon: Daemon, address: str, local_port: int) -> None:
+        self.daemon = daemon
+        self.address = address
+        self.local_port = local_port
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.daemon.udp_received(self.address, data, (str(addr[0]), int(addr[1])), self.local_port)
+
+    def error_received(self, exc: Exception) -> None:
+        self.daemon.stats_send_failure(self.address)
+
+
+@dataclass(slots=True)
+class _Host:
+    """One local address: its agent, driver and sockets."""
+
+    address: str
+    policy: Policy
+    agent: PolicyAgent
+    driver: AgentDriver
+    sockets: dict[int, asyncio.DatagramTransport] = field(default_factory=dict)  # agent port -> transport
+    routes: list[IpNetwork] = field(default_factory=list)
+
+
+class Daemon:
+    def __init__(self, policy_path: Path, options: DaemonOptions) -> None:
+        self.policy_path = policy_path
+        self.options = options
+        self.policy: Policy | None = None
+        self.hosts: dict[str, _Host] = {}
+        self.started = time.time()
+        self.loaded_at = 0.0
+        self._stop = asyncio.Event()
+        self._net: NetSetup | None = None
+        self._tun: TunDevice | None = None
+        self._raw_out: socket.socket | None = None
+        self._raw_esp: socket.socket | None = None
+        self._control: ControlServer | None = None
+        self.events: list[dict[str, Any]] = []  # recent agent events, for status
+        self._netlink_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="netlink")
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Start, serve until ``down`` or a signal, and clean up whatever happens."""
+        policy = load_policy(self.policy_path)  # refuse to start on an invalid policy
+        loop = asyncio.get_running_loop()
+        self._control = ControlServer(self.options.control, self._handlers())
+        await self._control.start()  # refuses a live socket before touching the network
+        try:
+            self._net = await self._netlink(NetSetup, self.options.routing)
+            await self._netlink(self._net.cleanup)  # what a crashed run left behind
+            self._tun = TunDevice(self.options.tun_name)
+            await self._netlink(self._net.link_up, self._tun.name, self.options.mtu)
+            _sysctl(f"net/ipv4/conf/{self._tun.name}/rp_filter", "0")
+            await self._netlink(self._net.install_rules)
+            mark = self.options.routing.fwmark
+            self._raw_out = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            self._raw_out.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+            self._raw_esp = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_ESP)
+            self._raw_esp.setblocking(False)
+            loop.add_reader(self._raw_esp.fileno(), self._esp_readable)
+            loop.add_reader(self._tun.fd, self._tun_readable)
+            await self._load(policy)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._stop.set)
+            await self._stop.wait()
+        finally:
+            await self._teardown()
+
+    async def _teardown(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await self._unload(graceful=True)
+        if self._tun is not None:
+            loop.remove_reader(self._tun.fd)
+            self._tun.close()
+            self._tun = None
+        if self._raw_esp is not None:
+            loop.remove_reader(self._raw_esp.fileno())
+            self._raw_esp.close()
+        if self._raw_out is not None:
+            self._raw_out.close()
+        if self._net is not None:
+            await self._netlink(self._net.cleanup)
+            await self._netlink(self._net.close)
+        self._netlink_thread.shutdown(wait=True)
+        if self._control is not None:
+            await self._control.close()
+
+    async def _netlink(self, fn: Callable[..., T], *args: Any) -> T:
+        """pyroute2's IPRoute runs its own event loop: keep it on one thread of its own."""
+        return await asyncio.get_running_loop().run_in_executor(self._netlink_thread, fn, *args)
+
+    async def _load(self, policy: Policy) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._net is not None and self._tun is not None
+        hosts: dict[str, _Host] = {}
+        try:
+            for address, sub in split_policy(policy).items():
+                agent = PolicyAgent(
+                    sub,
+                    _rng,
+                    timing=self.options.timing,
+                    local_address=address,
+                    force_udp_encapsulation=self.options.force_udp_encapsulation,
+                )
+                sockets: dict[int, asyncio.DatagramTransport] = {}
+                driver = AgentDriver(
+                    agent, self._sender(agent, sockets), self._deliver, self._on_event, loop=loop
+                )
+                host = _Host(address, sub, agent, driver, sockets)
+                for agent_port, port in ((500, self.options.ike_port), (4500, self.options.nat_t_port)):
+                    sock = _udp_socket(address, port, self.options.routing.fwmark)
+                    transport, _ = await loop.create_datagram_endpoint(
+                        functools.partial(_Udp, self, address, agent_port), sock=sock
+                    )
+                    sockets[agent_port] = transport
+                host.routes = _routes(sub)
+                await self._netlink(self._net.add_routes, self._tun.name, host.routes)
+                hosts[address] = host
+        except (LocalError, OSError):
+            for host in hosts.values():
+                _close_host(host)
+                await self._netlink(self._net.remove_routes, host.routes)
+            raise
+        self.hosts = hosts
+        self.policy = policy
+        self.loaded_at = time.time()
+        for host in hosts.values():
+            host.agent.start_rules(time.time())
+            host.driver.flush()
+
+    async def _unload(self, *, graceful: bool) -> None:
+        if graceful:
+            for host in self.hosts.values():
+                host.driver.terminate(None)  # send Delete for every IKE SA
+            if any(h.agent.children for h in self.hosts.values()):
+                await asyncio.sleep(0.2)  # let the deletes leave
+        for host in self.hosts.values():
+            _close_host(host)
+            if self._net is not None:
+                await self._netlink(self._net.remove_routes, host.routes)
+        self.hosts = {}
+
+    # -- data path -------------------------------------------------------------
+
+    def _sender(
+        self, agent: PolicyAgent, sockets: dict[int, asyncio.DatagramTransport]
+    ) -> Callable[[Outgoing], None]:
+        def send(out: Outgoing) -> None:
+            try:
+                if out.source_port:
+                    transport = sockets.get(out.source_port)
+                    if transport is not None:
+                        port = out.destination[1]
+                        if port == 500:
+                            port = self.options.ike_port
+                        elif port == 4500:
+                            port = self.options.nat_t_port
+                        transport.sendto(out.data, (out.destination[0], port))
+                elif self._raw_out is not None:
+                    self._raw_out.sendto(out.data, (out.destination[0], 0))
+            except OSError:
+                agent.stats.inc("main_mode", "send_failures")
+
+        return send
+
+    def _deliver(self, packet: bytes) -> None:
+        if self._tun is not None:
+            try:
+                self._tun.write(packet)
+            except OSError:
+                return
+
+    def _tun_readable(self) -> None:
+        assert self._tun is not None
+        for _ in range(64):  # a batch per wake-up
+            packet = self._tun.read()
+            if packet is None:
+                return
+            host = self._host_for(packet)
+            if host is not None:
+                host.driver.packet_from_host(packet)
+
+    def _esp_readable(self) -> None:
+        assert self._raw_esp is not None
+        for _ in range(64):
+            try:
+                packet = self._raw_esp.recv(65535)
+            except BlockingIOError:
+                return
+            if len(packet) < 20:
+                continue
+            host = self.hosts.get(str(ipaddress.IPv4Address(packet[16:20])))
+            if host is not None:
+                host.driver.packet_from_network(packet)
+
+    def _host_for(self, packet: bytes) -> _Host | None:
+        if len(packet) < 20 or packet[0] >> 4 != 4:
+            return None
+        source = str(ipaddress.IPv4Address(packet[12:16]))
+        host = self.hosts.get(source)
+        if host is not None:
+            return host
+        return next(iter(self.hosts.values()), None)
+
+    def udp_received(self, address: str, data: bytes, source: tuple[str, int], local_port: int) -> None:
+        host = self.hosts.get(address)
+        if host is None:
+            return
+        port = source[1]
+        if port == self.options.ike_port:
+            port = 500
+        elif port == self.options.nat_t_port:
+            port = 4500
+        host.driver.datagram(data, (source[0], port), local_port)
+
+    def stats_send_failure(self, address: str) -> None:
+        host = self.hosts.get(address)
+        if host is not None:
+            host.agent.stats.inc("main_mode", "send_failures")
+
+    def _on_event(self, event: AgentEvent) -> None:
+        self.events.append(
+            {
+                "time": time.time(),
+                "kind": event.kind,
+                "rule": event.rule,
+                "peer": event.peer,
+                "detail": event.detail,
+            }
+        )
+        del self.events[:-200]
+
+    # -- control ---------------------------------------------------------------
+
+    def _handlers(self) -> Mapping[str, Any]:
+        return {
+            "status": self._status,
+            "stats": self._stats,
+            "initiate": self._initiate,
+            "terminate": self._terminate,
+            "reload": self._reload,
+            "down": self._down,
+        }
+
+    async def _status(self, args: Mapping[str, Any]) -> Any:
+        now = time.time()
+        assert self.policy is not None
+        return {
+            "policy": {
+                "name": self.policy.name,
+                "description": self.policy.description,
+                "file": str(self.policy_path),
+                "loaded_at": self.loaded_at,
+            },
+            "uptime_s": round(now - self.started, 1),
+            "hosts": [agent_status(h.agent, now) for h in self.hosts.values()],
+            "events": self.events[-50:],
+        }
+
+    async def _stats(self, args: Mapping[str, Any]) -> Any:
+        total = Statistics()
+        for host in self.hosts.values():
+            s = host.agent.stats
+            for k, v in s.main_mode.items():
+                total.main_mode[k] += v
+            for k, v in s.quick_mode.items():
+                total.quick_mode[k] += v
+            for name, t in s.rules.items():
+                total.rules[name] = t
+            if args.get("reset"):
+                s.reset()
+        return total.snapshot()
+
+    async def _initiate(self, args: Mapping[str, Any]) -> Any:
+        rule = str(args.get("rule", ""))
+        for host in self.hosts.values():
+            if any(r.name == rule for r in host.policy.rules):
+                host.driver.initiate(rule)
+                return {"initiated": rule, "from": host.address}
+        raise LocalError(f"no rule {rule!r} in the running policy")
+
+    async def _terminate(self, args: Mapping[str, Any]) -> Any:
+        rule = args.get("rule")
+        if rule is not None and not any(r.name == rule for h in self.hosts.values() for r in h.policy.rules):
+            raise LocalError(f"no rule {rule!r} in the running policy")
+        return {"deleted_ike_sas": sum(h.driver.terminate(rule) for h in self.hosts.values())}
+
+    async def _reload(self, args: Mapping[str, Any]) -> Any:
+        path = Path(str(args.get("policy", self.policy_path)))
+        policy = load_policy(path)  # an invalid policy is refused; the running one stays
+        old = self.policy
+        await self._unload(graceful=True)
+        try:
+            await self._load(policy)
+        except (LocalError, OSError) as exc:
+            assert old is not None
+            await self._load(old)
+            raise LocalError(f"{path}: cannot apply ({exc}); the previous policy runs again") from None
+        self.policy_path = path
+        return {"loaded": str(path), "rules": len(policy.rules)}
+
+    async def _down(self, args: Mapping[str, Any]) -> Any:
+        self._stop.set()
+        return {"stopping": True}
+
+
+def _rng(n: int) -> bytes:
+    import os
+
+    return os.urandom(n)
+
+
+def _udp_socket(address: str, port: int, mark: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+    try:
+        sock.bind((address, port))
+    except OSError as exc:
+        sock.close()
+        raise LocalError(f"cannot bind UDP {address}:{port}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _routes(policy: Policy) -> list[IpNetwork]:
+    """The destinations to route into the TUN device: the remote side of
+    every negotiate rule's filters (tunnel mode: the remote subnets;
+    transport mode: the peer)."""
+    local = set(policy.local.addresses)
+    out: list[IpNetwork] = []
+    for rule in policy.rules:
+        if rule.filter_action.behavior is not Behavior.NEGOTIATE:
+            continue
+        for f in rule.filter_list.filters:
+            # a filter is written from this host's side, unless it points at
+            # "me" or one of our addresses (as secpath.ike.selectors reads it)
+            dst = f.destination
+            towards_us = dst.kind is AddressKind.ME or (
+                dst.network is not None and dst.is_host and dst.network.network_address in local
+            )
+            remote = f.source if towards_us and f.source.kind is not AddressKind.ME else dst
+            if (
+                remote.kind is AddressKind.NETWORK
+                and remote.network is not None
+                and remote.network.version == 4
+                and remote.network not in out
+            ):
+                out.append(remote.network)
+    return out
+
+
+def _close_host(host: _Host) -> None:
+    host.driver.close()
+    for transport in host.sockets.values():
+        transport.close()
+
+
+def _sysctl(key: str, value: str) -> None:
+    with contextlib.suppress(OSError):
+        Path("/proc/sys", key).write_text(value)
