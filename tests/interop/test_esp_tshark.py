@@ -21,28 +21,14 @@ from scapy.utils import wrpcap
 
 from secpath.esp import SecurityAssociation
 from secpath.esp.transforms import parse_transform
+from secpath.esp.wireshark import esp_sa_row
+from secpath.secret import Secret
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tshark") is None and not os.environ.get("CI"),
     reason="tshark is not installed (Debian package tshark); CI installs it",
 )
 
-# Wireshark's esp_sa UAT names (epan/dissectors/packet-esp.c)
-WIRESHARK_ENCRYPTION = {
-    "3des": "TripleDES-CBC [RFC2451]",
-    "aes128": "AES-CBC [RFC3602]",
-    "aes256": "AES-CBC [RFC3602]",
-    "aes128gcm": "AES-GCM with 16 octet ICV [RFC4106]",
-    "aes256gcm": "AES-GCM with 16 octet ICV [RFC4106]",
-    "null": "NULL",
-}
-WIRESHARK_INTEGRITY = {
-    None: "NULL",
-    "sha1": "HMAC-SHA-1-96 [RFC2404]",
-    "sha256": "HMAC-SHA-256-128 [RFC4868]",
-    "sha384": "HMAC-SHA-384-192 [RFC4868]",
-    "sha512": "HMAC-SHA-512-256 [RFC4868]",
-}
 CASES = [
     # (transform, mode, udp, family)
     ("3des-sha1", "tunnel", False, 4),
@@ -80,10 +66,10 @@ def build(tmp_path: Path, tamper: bool = False) -> tuple[Path, Path, list[tuple[
         integ = os.urandom(integrity.key_bytes) if integrity else None
         spi = 0x5EC0 + index
         if family == 4:
-            outer, proto = ("192.0.2.1", "192.0.2.2"), "IPv4"
+            outer = ("192.0.2.1", "192.0.2.2")
             inner_ip: IP | IPv6 = IP(src="10.0.0.1", dst="10.0.0.2")
         else:
-            outer, proto = ("2001:db8::1", "2001:db8::2"), "IPv6"
+            outer = ("2001:db8::1", "2001:db8::2")
             inner_ip = IPv6(src="2001:db8:a::1", dst="2001:db8:b::1")
         sa = SecurityAssociation(spi, name, enc, integ, mode=mode,  # type: ignore[arg-type]
                                  tunnel=outer if mode == "tunnel" else None,
@@ -96,10 +82,8 @@ def build(tmp_path: Path, tamper: bool = False) -> tuple[Path, Path, list[tuple[
         if tamper:
             wire[-1] ^= 0x01  # last ICV octet
         frames.append(ether() / (IP if family == 4 else IPv6)(bytes(wire)))
-        rows.append(",".join(f'"{v}"' for v in (
-            proto, outer[0], outer[1], f"0x{spi:08x}", WIRESHARK_ENCRYPTION[encryption.name],
-            "0x" + enc.hex(), WIRESHARK_INTEGRITY[integrity.name if integrity else None],
-            "0x" + integ.hex() if integ else "")))
+        rows.append(esp_sa_row(outer[0], outer[1], spi, name, Secret(enc),
+                               Secret(integ) if integ else None))
         expected.append((spi, payload))
     config = tmp_path / "wireshark"
     config.mkdir()

@@ -4,7 +4,8 @@ Sans-IO.  The public surface is re-exported here; the modules behind it are
 ``transforms`` (ciphers and ICVs), ``sa`` (one security association),
 ``replay`` (sequence numbers and the anti-replay window), ``ip`` (headers,
 checksums, ECN), ``udp`` (RFC 3948 encapsulation), ``lifetime`` and
-``errors``.
+``errors``; ``modes`` (transport/tunnel packet surgery), ``sad`` (SPI
+lookup) and ``wireshark`` (the ``esp_sa`` key table).
 """
 
 from secpath.esp.errors import (
@@ -33,8 +34,9 @@ from secpath.esp.lifetime import (
 from secpath.esp.replay import ReplayWindow
 from secpath.esp.sa import SecurityAssociation
 from secpath.esp.sad import SecurityAssociationDatabase
-from secpath.esp.transforms import TRANSFORM_NAMES
+from secpath.esp.transforms import TRANSFORM_NAMES, key_lengths
 from secpath.esp.udp import NAT_KEEPALIVE, NAT_T_PORT, UdpPayload, classify_udp_payload
+from secpath.esp.wireshark import esp_sa_row
 
 __all__ = [
     "NAT_KEEPALIVE",
@@ -64,4 +66,6 @@ __all__ = [
     "UdpPayload",
     "UnknownSpiError",
     "classify_udp_payload",
+    "esp_sa_row",
+    "key_lengths",
 ]

@@ -37,6 +37,7 @@ __all__ = [
     "CbcHmacTransform",
     "NullHmacTransform",
     "Transform",
+    "key_lengths",
     "make_transform",
     "parse_transform",
 ]
@@ -79,6 +80,14 @@ def parse_transform(name: str) -> tuple[Encryption, Integrity | None]:
         raise LocalError(
             f"unknown ESP transform {name!r}; accepted: {', '.join(sorted(_PROPOSALS))}"
         ) from None
+
+
+def key_lengths(name: str) -> tuple[int, int]:
+    """KEYMAT octets of one SA direction: (encryption key, with the AEAD
+    salt; integrity key), in the order RFC 7296 §2.17 takes them."""
+    encryption, integrity = parse_transform(name)
+    return (encryption.key_bytes + encryption.salt_bytes,
+            integrity.key_bytes if integrity else 0)
 
 
 class Transform(ABC):
