@@ -130,7 +130,7 @@ class AeadTransform(Transform):
     high-order 32 bits in between under ESN (RFC 4106 §5, RFC 7634 §2.2).
     """
 
-    __slots__ = ("_decrypt", "_encrypt", "_salt", "_spi_bytes")
+    __slots__ = ("_decrypt", "_encrypt", "_salt")
 
     def __init__(self, name: str, encryption: Encryption, spi: int, esn: bool,
                  key: Secret) -> None:
@@ -149,7 +149,6 @@ class AeadTransform(Transform):
         self._encrypt = cipher.encrypt
         self._decrypt = cipher.decrypt
         self._salt = raw[encryption.key_bytes :]
-        self._spi_bytes = _I.pack(spi)
 
     def primitives(self) -> tuple[AeadFunction, AeadFunction, bytes]:
         """The AEAD encrypt and decrypt functions and the salt, for a caller
