@@ -199,13 +199,21 @@ def icmp_echo(src: str, dst: str, ident: int) -> bytes:
     return header + body
 
 
+_ESP: dict[int, SecurityAssociation] = {}
+
+
 def esp_sa(p: EspSaParameters) -> SecurityAssociation:
-    return SecurityAssociation(
+    """One SecurityAssociation per SPI: its sequence numbers and replay window
+    carry on from one ping to the next."""
+    if p.spi in _ESP:
+        return _ESP[p.spi]
+    _ESP[p.spi] = sa = SecurityAssociation(
         spi=p.spi, transform=p.transform, encryption_key=p.encryption_key,
         integrity_key=p.integrity_key if len(p.integrity_key) else None, mode=p.mode,
         tunnel=p.tunnel, udp_encapsulation=p.udp_encapsulation, esn=p.esn,
         replay_window=p.replay_window,
     )
+    return sa
 
 
 def ping_through(host: Host, child: ChildSaInstalled, ident: int) -> None:
@@ -345,6 +353,27 @@ def test_strongswan_initiates_to_secpath(lab: tuple[str, str, Charon]) -> None:
         (rekeyed,) = host.of(ChildSaRekeyed)
         assert isinstance(rekeyed, ChildSaRekeyed)
         ping_through(host, rekeyed.new, 8)
+
+        # strongSwan rekeys the IKE SA: the Child SA moves to the new one
+        sw.swanctl("--rekey", "--ike", "sp")
+        try:
+            host.pump(lambda: bool(host.of(IkeSaRekeyed)) and len(host.engine.ike_sas()) == 1,
+                      timeout=5)
+        except AssertionError:
+            raise AssertionError(sw.log.read_text(errors="replace")[-3000:]) from None
+        (ike_rekeyed,) = host.of(IkeSaRekeyed)
+        assert host.engine.child_sas(ike_rekeyed.new_ike_sa) == (rekeyed.new.child_sa,)
+        ping_through(host, rekeyed.new, 9)
+
+        # strongSwan deletes everything: we see the IKE SA and the Child SA go
+        term = subprocess.Popen(
+            ["ip", "netns", "exec", sw.ns, "swanctl", "--terminate", "--ike", "sp",
+             "--uri", f"unix://{sw.vici}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        host.pump(lambda: bool(host.of(IkeSaDeleted)))
+        term.wait(timeout=20)
+        assert host.engine.ike_sas() == ()
+        assert rekeyed.new.child_sa in {e.child_sa for e in host.of(ChildSaDeleted)}
     finally:
         host.close()
 
