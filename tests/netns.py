@@ -63,3 +63,37 @@ def veth(ns_a: str, addr_a: str, ns_b: str, addr_b: str, *, tag: str = "") -> No
     for ns, dev, addr in ((ns_a, a, addr_a), (ns_b, b, addr_b)):
         run_in(ns, ["ip", "addr", "add", addr, "dev", dev])
         run_in(ns, ["ip", "link", "set", dev, "up"])
+
+
+def nat_router(
+    inside_ns: str,
+    inside_addr: str,
+    router_ns: str,
+    router_in: str,
+    router_out: str,
+    outside_ns: str,
+    outside_addr: str,
+) -> None:
+    """``inside_ns`` behind a masquerading router namespace that also
+    rewrites UDP source ports (so NAT-T port floating is really exercised).
+    Addresses in CIDR notation; the inside host's default route is the router."""
+    tag = uuid.uuid4().hex[:4]
+    veth(inside_ns, inside_addr, router_ns, router_in, tag=f"i{tag}")
+    veth(router_ns, router_out, outside_ns, outside_addr, tag=f"o{tag}")
+    run_in(inside_ns, ["ip", "route", "add", "default", "via", router_in.split("/", maxsplit=1)[0]])
+    run_in(router_ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+    rules = f"""table ip nat {{
+  chain post {{
+    type nat hook postrouting priority srcnat;
+    oifname "vao{tag}" meta l4proto udp masquerade to :40000-40999
+    oifname "vao{tag}" masquerade
+  }}
+}}
+"""
+    subprocess.run(
+        ["ip", "netns", "exec", router_ns, "nft", "-f", "-"],
+        input=rules,
+        text=True,
+        check=True,
+        capture_output=True,
+    )

@@ -112,7 +112,8 @@ class PolicyAgent:
         self._outbound: dict[tuple[str, str], int] = {}  # (rule, peer) -> newest child
         self._pending: dict[tuple[str, str], _Pending] = {}
         self.ike_sas: dict[int, IkeSaEstablished] = {}
-        self._keepalive_at: dict[str, float] = {}  # peer -> next NAT keepalive
+        self._keepalive_at: dict[Address, float] = {}  # peer (address, port) -> next NAT keepalive
+        self.keepalives_sent = 0
         self._transmit: list[Outgoing] = []
         self._deliver: list[bytes] = []
         self._events: deque[AgentEvent] = deque()
@@ -412,8 +413,9 @@ class PolicyAgent:
         for peer, at in list(self._keepalive_at.items()):
             if now >= at:
                 # RFC 3948 §2.3: keep the NAT mapping alive
-                self._transmit.append(Outgoing(NAT_KEEPALIVE, (peer, NAT_T_PORT), NAT_T_PORT))
+                self._transmit.append(Outgoing(NAT_KEEPALIVE, peer, NAT_T_PORT))
                 self._keepalive_at[peer] = now + self.keepalive_interval
+                self.keepalives_sent += 1
         self._gauges()
 
     # -- engine events -------------------------------------------------------
@@ -428,7 +430,7 @@ class PolicyAgent:
         if isinstance(event, IkeSaEstablished):
             self.ike_sas[event.ike_sa] = event
             if event.nat_local and self.keepalive_interval > 0:
-                self._keepalive_at.setdefault(event.peer[0], now + self.keepalive_interval)
+                self._keepalive_at.setdefault(event.peer, now + self.keepalive_interval)
             nat = (
                 "NAT detected: "
                 + ("local " if event.nat_local else "")
@@ -457,8 +459,8 @@ class PolicyAgent:
             gone = self.ike_sas.pop(event.ike_sa, None)
             for c in [c for c in self.children.values() if c.ike_sa == event.ike_sa]:
                 self._remove_child(c.handle, event.reason)
-            if gone is not None and not any(p.peer[0] == gone.peer[0] for p in self.ike_sas.values()):
-                self._keepalive_at.pop(gone.peer[0], None)
+            if gone is not None and not any(p.peer == gone.peer for p in self.ike_sas.values()):
+                self._keepalive_at.pop(gone.peer, None)
             self._emit("ike-down", None, gone.peer[0] if gone else None, event.reason, event)
         elif isinstance(event, IkeSaFailed):
             self.stats.inc("main_mode", "negotiation_failures")

@@ -72,7 +72,13 @@ def agent_status(agent: PolicyAgent, now: float) -> dict[str, Any]:
                 "packets_out": totals.packets_out,
             }
         )
-    return {"local_address": agent.local_address, "ike_sas": ike_sas, "child_sas": child_sas, "rules": rules}
+    return {
+        "local_address": agent.local_address,
+        "ike_sas": ike_sas,
+        "child_sas": child_sas,
+        "rules": rules,
+        "nat_keepalives_sent": agent.keepalives_sent,
+    }
 
 
 def _ts(ts: object) -> str:

@@ -48,6 +48,12 @@ def up(
         str, typer.Option(help="Name of the TUN device protected traffic is routed into.")
     ] = "secpath0",
     log: Annotated[Path | None, typer.Option(help="Daemon output file (background mode).")] = None,
+    nat_keepalive: Annotated[
+        float, typer.Option(help="Seconds between NAT keepalives sent from behind a NAT.")
+    ] = 20.0,
+    dpd: Annotated[
+        float, typer.Option(help="Dead-peer detection after this many idle seconds (0: off).")
+    ] = 30.0,
 ) -> None:
     """Start the daemon: run POLICY on this host (root needed).
 
@@ -64,9 +70,14 @@ def up(
         raise typer.Exit(2) from None
     if foreground:
         from secpath.daemon.service import Daemon, DaemonOptions
+        from secpath.ike.config import Timing
 
         options = DaemonOptions(
-            control=control, tun_name=tun, force_udp_encapsulation=force_udp_encapsulation
+            control=control,
+            tun_name=tun,
+            force_udp_encapsulation=force_udp_encapsulation,
+            nat_keepalive=nat_keepalive,
+            timing=Timing(dpd_interval=dpd or None),
         )
         try:
             asyncio.run(Daemon(policy.resolve(), options).run())
@@ -90,6 +101,7 @@ def up(
     ]
     if force_udp_encapsulation:
         argv.append("--force-udp-encapsulation")
+    argv += ["--nat-keepalive", str(nat_keepalive), "--dpd", str(dpd)]
     with log.open("ab") as out:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -52,6 +52,7 @@ class DaemonOptions:
     ike_port: int = 500
     nat_t_port: int = 4500
     force_udp_encapsulation: bool = False
+    nat_keepalive: float = 20.0  # seconds between NAT keepalives from behind a NAT (RFC 3948 §2.3)
     timing: Timing = field(default_factory=Timing)
 
 
@@ -163,6 +164,7 @@ class Daemon:
                     timing=self.options.timing,
                     local_address=address,
                     force_udp_encapsulation=self.options.force_udp_encapsulation,
+                    keepalive_interval=self.options.nat_keepalive,
                 )
                 sockets: dict[int, asyncio.DatagramTransport] = {}
                 driver = AgentDriver(
