@@ -393,6 +393,27 @@ class PolicyAgent:
         self._drain_engine(now)
         return len(doomed)
 
+    def rekey(self, rule_name: str, now: float, *, ike: bool = False) -> int:
+        """Rekey the Child SAs of ``rule_name`` (or their IKE SAs with ``ike``);
+        returns how many rekeys started."""
+        self.now = now
+        if self.engine is None:
+            return 0
+        started = 0
+        children = [c for c in self.children.values() if c.rule == rule_name]
+        targets = {c.ike_sa for c in children} if ike else {(c.ike_sa, c.handle) for c in children}
+        for target in targets:
+            try:
+                if isinstance(target, tuple):
+                    self.engine.rekey_child(target[0], target[1], now)
+                else:
+                    self.engine.rekey_ike(target, now)
+                started += 1
+            except LocalError:
+                continue
+        self._drain_engine(now)
+        return started
+
     def start_rules(self, now: float) -> None:
         """Negotiate every rule with ``start = "start"`` (at load)."""
         for rule in self.policy.rules:

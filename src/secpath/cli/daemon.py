@@ -54,6 +54,10 @@ def up(
     dpd: Annotated[
         float, typer.Option(help="Dead-peer detection after this many idle seconds (0: off).")
     ] = 30.0,
+    retransmit_timeout: Annotated[
+        float, typer.Option(help="First IKE retransmission after this many seconds (then x1.8 each).")
+    ] = 2.0,
+    retransmit_tries: Annotated[int, typer.Option(help="IKE sends before a peer is declared dead.")] = 5,
 ) -> None:
     """Start the daemon: run POLICY on this host (root needed).
 
@@ -77,7 +81,11 @@ def up(
             tun_name=tun,
             force_udp_encapsulation=force_udp_encapsulation,
             nat_keepalive=nat_keepalive,
-            timing=Timing(dpd_interval=dpd or None),
+            timing=Timing(
+                dpd_interval=dpd or None,
+                retransmit_timeout=retransmit_timeout,
+                retransmit_tries=retransmit_tries,
+            ),
         )
         try:
             asyncio.run(Daemon(policy.resolve(), options).run())
@@ -102,6 +110,7 @@ def up(
     if force_udp_encapsulation:
         argv.append("--force-udp-encapsulation")
     argv += ["--nat-keepalive", str(nat_keepalive), "--dpd", str(dpd)]
+    argv += ["--retransmit-timeout", str(retransmit_timeout), "--retransmit-tries", str(retransmit_tries)]
     with log.open("ab") as out:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -170,6 +179,17 @@ def terminate(
         raise typer.Exit(2)
     result = _ask(control, "terminate", {"rule": rule} if rule else {})
     console.print(f"deleted {result['deleted_ike_sas']} IKE SA(s)")
+
+
+@app.command()
+def rekey(
+    rule: Annotated[str, typer.Argument(help="Rule name.", show_default=False)],
+    ike: Annotated[bool, typer.Option("--ike", help="Rekey the IKE SA instead of the Child SA.")] = False,
+    control: ControlOption = DEFAULT_CONTROL_PATH,
+) -> None:
+    """Rekey RULE's Child SA (make-before-break) or, with --ike, its IKE SA."""
+    result = _ask(control, "rekey", {"rule": rule, "ike": ike})
+    console.print(f"rekeying {result['rekeying']} {result['what']}(s)")
 
 
 @app.command()

@@ -62,6 +62,11 @@ class AgentDriver:
         self.agent.initiate(rule, self.now())
         self.flush()
 
+    def rekey(self, rule: str, *, ike: bool) -> int:
+        n = self.agent.rekey(rule, self.now(), ike=ike)
+        self.flush()
+        return n
+
     def terminate(self, rule: str | None) -> int:
         n = self.agent.terminate(rule, self.now())
         self.flush()

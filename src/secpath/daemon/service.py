@@ -302,6 +302,7 @@ class Daemon:
             "stats": self._stats,
             "initiate": self._initiate,
             "terminate": self._terminate,
+            "rekey": self._rekey,
             "reload": self._reload,
             "down": self._down,
         }
@@ -348,6 +349,16 @@ class Daemon:
         if rule is not None and not any(r.name == rule for h in self.hosts.values() for r in h.policy.rules):
             raise LocalError(f"no rule {rule!r} in the running policy")
         return {"deleted_ike_sas": sum(h.driver.terminate(rule) for h in self.hosts.values())}
+
+    async def _rekey(self, args: Mapping[str, Any]) -> Any:
+        rule = str(args.get("rule", ""))
+        if not any(r.name == rule for h in self.hosts.values() for r in h.policy.rules):
+            raise LocalError(f"no rule {rule!r} in the running policy")
+        ike = bool(args.get("ike", False))
+        n = sum(h.driver.rekey(rule, ike=ike) for h in self.hosts.values())
+        if n == 0:
+            raise LocalError(f"rule {rule!r} has no SA to rekey (is it up?)")
+        return {"rekeying": n, "what": "IKE SA" if ike else "Child SA"}
 
     async def _reload(self, args: Mapping[str, Any]) -> Any:
         path = Path(str(args.get("policy", self.policy_path)))
