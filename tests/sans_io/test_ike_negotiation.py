@@ -4,6 +4,7 @@ failures, lifetimes and the simultaneous Child SA rekey."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 
@@ -510,3 +511,56 @@ def test_crossing_ike_rekey_where_one_side_finishes_first() -> None:
     assert (sa_a.spi_i, sa_a.spi_r) == (sa_b.spi_i, sa_b.spi_r)
     assert len(sa_a.children) == 1 and len(sa_b.children) == 1
     assert [e.new_ike_sa for e in pair.a.of(IkeSaRekeyed)] == [new_a]
+
+
+def test_ike_hard_lifetime_ends_the_sa() -> None:
+    """The rekey cannot get through: at the hard lifetime the IKE SA and its
+    Child SAs are gone at once, and the peer is told (one Delete)."""
+    timing = Timing(dpd_interval=None, rekey_jitter=0.0, retransmit_tries=50)
+    a = make_config(A_ADDR, B_ADDR, timing=timing)
+    a = dataclasses.replace(a, key_exchange=dataclasses.replace(a.key_exchange, lifetime_s=200))
+    b_timing = Timing(dpd_interval=None, rekey_jitter=0.0, retransmit_tries=3)
+    pair = make_pair(a_config=a, b_config=make_config(B_ADDR, A_ADDR, timing=b_timing))
+    pair.a.engine.initiate("path", pair.now)
+    pair.run()
+    blocked = True
+
+    def net(d: Datagram, src: str) -> list[Datagram]:
+        return [] if blocked and src == B_ADDR else [d]
+
+    pair.network = net
+    pair.advance(199)
+    assert len(pair.a.engine.ike_sas()) == 1 and not pair.a.of(IkeSaDeleted)
+    blocked = False
+    pair.advance(2)
+    assert [e.reason for e in pair.a.of(IkeSaDeleted)] == ["IKE SA lifetime expired"]
+    assert pair.a.of(ChildSaDeleted) and pair.a.engine.ike_sas() == ()
+    # B had answered the rekey (the answer was lost): its new SA is a ghost
+    # that its own liveness check ends
+    (ghost,) = pair.b.engine.ike_sas()
+    pair.b.engine.dpd(ghost, pair.now)
+    pair.advance(120)
+    assert pair.b.engine.ike_sas() == () and pair.b.of(IkeSaFailed)
+
+
+def test_responder_picks_the_rule_by_identity() -> None:
+    """One responder, two rules: a PSK peer and a certificate peer."""
+    c_addr = "10.0.0.3"
+    b_psk = make_config(B_ADDR, A_ADDR, remote_id=A_ADDR)
+    b_cert = dataclasses.replace(
+        make_config(B_ADDR, c_addr, auth="ecdsa", remote_id=c_addr),
+        rule=dataclasses.replace(make_config(B_ADDR, c_addr).rule, name="to-c"))
+    from secpath.ike.engine import IkeEngine
+
+    from .harness import Side, seeded_rng
+
+    b = Side(IkeEngine([b_psk, b_cert], seeded_rng(7)), B_ADDR)
+    for peer, cfg in ((A_ADDR, make_config(A_ADDR, B_ADDR)),
+                      (c_addr, make_config(c_addr, B_ADDR, auth="ecdsa"))):
+        a = Side(IkeEngine([cfg], seeded_rng(hash(peer) % 1000)), peer)
+        pair = Pair(a, b)
+        a.engine.initiate("path", pair.now)
+        pair.run()
+        assert a.of(ChildSaInstalled), peer
+    rules = sorted(e.rule for e in b.of(ChildSaInstalled))
+    assert rules == ["path", "to-c"]

@@ -25,6 +25,7 @@ from secpath.ike.constants import ExchangeType, NotifyType
 from secpath.ike.events import Event, IkeSaFailed
 from secpath.ike.exchange_child import request_child
 from secpath.ike.exchange_info import (
+    expire_ike,
     request_delete_child,
     request_delete_ike,
     request_delete_spis,
@@ -226,8 +227,7 @@ class IkeEngine:
         if sa.state is not State.ESTABLISHED:
             return
         if now >= sa.hard_at:
-            sa.hard_at = float("inf")
-            request_delete_ike(sa, now, "IKE SA lifetime expired")  # RFC 7296 §2.8
+            expire_ike(sa, "IKE SA lifetime expired")  # RFC 7296 §2.8
             return
         if now >= sa.soft_at:
             sa.soft_at = float("inf")

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from secpath.ike.constants import ExchangeType, NotifyType, ProtocolId
-from secpath.ike.message import Message
+from secpath.ike.message import Header, Message
 from secpath.ike.payloads import DeletePayload, NotifyPayload, Payload
 from secpath.ike.sa import ChildSa, IkeSa, Request
 from secpath.ike.state import State
 
 __all__ = [
+    "expire_ike",
     "info_request_step",
     "request_delete_child",
     "request_delete_ike",
@@ -81,6 +82,18 @@ def request_delete_ike(sa: IkeSa, now: float, reason: str = "deleted") -> None:
     sa.queue.insert(0, Request(ExchangeType.INFORMATIONAL, "delete-ike", build, on_response,
                                on_timeout))
     sa.pump(now)
+
+
+def expire_ike(sa: IkeSa, reason: str) -> None:
+    """Hard lifetime (RFC 7296 §2.8): the SA ends now.  One Delete goes out
+    as a courtesy, without waiting for (or retransmitting) it."""
+    if sa.state is State.ESTABLISHED and sa.sk_out is not None:
+        # past an unanswered request, the peer (if it got that one) expects the next ID
+        message_id = sa.next_request_id + (1 if sa.outstanding is not None else 0)
+        header = Header(sa.spi_i, sa.spi_r, ExchangeType.INFORMATIONAL, message_id,
+                        initiator=sa.initiator, response=False)
+        sa.transmit(*sa.encode(header, [DeletePayload(ProtocolId.IKE)]))
+    sa.close(reason)
 
 
 def info_request_step(sa: IkeSa, message: Message, now: float) -> None:
