@@ -16,7 +16,6 @@ from secpath.ike.message import Header, Message
 from secpath.ike.payloads import (
     AuthPayload,
     CertPayload,
-    CertReqPayload,
     IdiPayload,
     IdPayload,
     IdrPayload,
@@ -26,7 +25,7 @@ from secpath.ike.payloads import (
     TsiPayload,
     TsrPayload,
 )
-from secpath.ike.proposal import describe, esp_proposals, esp_suites
+from secpath.ike.proposal import esp_proposals, esp_suites
 from secpath.ike.sa import IkeSa
 from secpath.ike.state import State
 
@@ -134,10 +133,10 @@ def auth_response_step(sa: IkeSa, message: Message, now: float) -> State | None:
     except RemoteError as exc:
         sa.ctx.emit(ChildSaFailed(sa.handle, cfg.name, str(exc), exc.notify))
         if exc.notify is None and message.get(SaPayload) is not None:
-            from secpath.ike.exchange_child import _delete_unwanted
+            from secpath.ike.exchange_child import delete_unwanted
 
             sa.state = State.ESTABLISHED
-            _delete_unwanted(sa, message, now)
+            delete_unwanted(sa, message, now)
     else:
         sa.children[child.inbound_spi] = child
         sa.ctx.emit(sa.installed(child))
@@ -182,8 +181,6 @@ def auth_request_step(sa: IkeSa, message: Message, now: float) -> State | None:
     sa.configs = (cfg,)
     sa.remote_id = ident
     sa.local_id = cfg.local_id
-    if message.get(CertReqPayload) is not None:
-        sa.peer_certreq = True
     ours = auth.signed_octets(sa.prf, sa.keys.sk_pr, sa.init_response, sa.ni, cfg.local_id)
     payloads: list[Payload] = [IdrPayload(cfg.local_id.id_type, cfg.local_id.data),
                                *_own_auth(sa, cfg, ours)]
@@ -204,8 +201,3 @@ def auth_request_step(sa: IkeSa, message: Message, now: float) -> State | None:
         sa.children[child.inbound_spi] = child
         sa.ctx.emit(sa.installed(child))
     return State.ESTABLISHED
-
-
-def describe_esp(cfg: IkeConfig) -> tuple[str, ...]:
-    fa = cfg.rule.filter_action
-    return describe(esp_proposals(fa.security_methods, bytes(4), cfg.esn, None))

@@ -41,6 +41,7 @@ __all__ = [
     "NONCE_BYTES",
     "accept_child",
     "child_request_step",
+    "delete_unwanted",
     "finish_child",
     "request_child",
 ]
@@ -292,7 +293,7 @@ def request_child(sa: IkeSa, pair_index: int, now: float, old: ChildSa | None = 
             if old is not None and exc.notify == NotifyType.TEMPORARY_FAILURE:
                 old.soft_at = min(old.hard_at, now + _RETRY_AFTER)  # RFC 7296 §2.25
             elif exc.notify is None and message.get(SaPayload) is not None:
-                _delete_unwanted(sa, message, now)
+                delete_unwanted(sa, message, now)
             return
         if old is not None and old.peer_rekey is not None and _redundant(child, old.peer_rekey):
             # RFC 7296 §2.8.1: ours has the lowest nonce: we delete it, the peer
@@ -318,7 +319,7 @@ def _redundant(ours: ChildSa, theirs: ChildSa) -> bool:
     return min(ours.nonces) < min(theirs.nonces)
 
 
-def _delete_unwanted(sa: IkeSa, message: Message, now: float) -> None:
+def delete_unwanted(sa: IkeSa, message: Message, now: float) -> None:
     """The responder made a Child SA we refuse: delete it (RFC 7296 §2.9)."""
     from secpath.ike.exchange_info import request_delete_spis
 

@@ -130,6 +130,7 @@ def info_request_step(sa: IkeSa, message: Message, now: float) -> None:
     sa.respond(header, answer)
 
 
-def info_response_step(sa: IkeSa, message: Message, now: float) -> None:
-    """A response whose request carried no handler: nothing to do."""
+def unhandled_response_step(sa: IkeSa, message: Message, now: float) -> None:
+    """A CREATE_CHILD_SA or INFORMATIONAL response is handled by its
+    request's ``on_response``; one without a request object is dropped."""
     return

@@ -10,7 +10,7 @@ import ipaddress
 import struct
 
 from secpath.crypto.dh import generate_dh
-from secpath.crypto.kdf import derive_ike_keys, skeyseed
+from secpath.crypto.kdf import IkeSaKeys, derive_ike_keys, skeyseed
 from secpath.crypto.sk import SkCipher
 from secpath.errors import LocalError, ParseError, RemoteError
 from secpath.ike import auth
@@ -108,10 +108,8 @@ def derive_keys(sa: IkeSa, shared: Secret) -> None:
     install_keys(sa, keys)
 
 
-def install_keys(sa: IkeSa, keys: object) -> None:
-    from secpath.crypto.kdf import IkeSaKeys
-
-    assert isinstance(keys, IkeSaKeys) and sa.suite is not None
+def install_keys(sa: IkeSa, keys: IkeSaKeys) -> None:
+    assert sa.suite is not None
     sa.keys = keys
     enc, integ = sa.suite.encryption, sa.suite.integrity
     to_r = SkCipher(enc, integ, keys.sk_ei, keys.sk_ai)
@@ -202,7 +200,6 @@ def init_response_step(sa: IkeSa, message: Message, now: float) -> State | None:
     derive_keys(sa, shared)
     check_nat(sa, message, sa.spi_r)
     read_hash_algorithms(sa, message)
-    sa.peer_certreq = message.get(CertReqPayload) is not None
     if sa.udp_encapsulated and sa.local_port != NAT_T_PORT:
         # RFC 7296 §2.23: float to port 4500 after IKE_SA_INIT
         sa.local_port = NAT_T_PORT

@@ -149,8 +149,6 @@ class IkeSa:
     local_id: Identity | None = None
     remote_id: Identity | None = None
     peer_hashes: tuple[int, ...] = ()
-    peer_certreq: bool = False
-    transport_requested: bool = False
     offered_esp: tuple[EspSuite, ...] = ()
     first_child_spi: int = 0
     next_request_id: int = 0
@@ -165,7 +163,6 @@ class IkeSa:
     soft_at: float = float("inf")
     hard_at: float = float("inf")
     rekeying: bool = False
-    rekey_nonces: tuple[bytes, bytes] | None = None  # of our outstanding IKE rekey
     successor: IkeSa | None = None
     peer_rekey: IkeSa | None = None  # the peer's IKE rekey, during our own (§2.8.2)
     closed_reason: str = ""
@@ -421,17 +418,20 @@ class IkeSa:
         peer_host, peer_port = self.peer
         tunnel = child.mode == "tunnel"
         udp = self.udp_encapsulated
-        common = {"transform": child.suite.transform, "mode": child.mode, "esn": child.suite.esn,
-                  "replay_window": self.config.replay_window}
+        suite, window = child.suite, self.config.replay_window
         inbound = EspSaParameters(
-            spi=child.inbound_spi, encryption_key=in_keys[0], integrity_key=in_keys[1],
+            spi=child.inbound_spi, transform=suite.transform, encryption_key=in_keys[0],
+            integrity_key=in_keys[1], mode=child.mode,
             tunnel=(peer_host, self.local_address) if tunnel else None,
-            udp_encapsulation=(peer_port, NAT_T_PORT) if udp else None, **common,  # type: ignore[arg-type]
+            udp_encapsulation=(peer_port, NAT_T_PORT) if udp else None,
+            esn=suite.esn, replay_window=window,
         )
         outbound = EspSaParameters(
-            spi=child.outbound_spi, encryption_key=out_keys[0], integrity_key=out_keys[1],
+            spi=child.outbound_spi, transform=suite.transform, encryption_key=out_keys[0],
+            integrity_key=out_keys[1], mode=child.mode,
             tunnel=(self.local_address, peer_host) if tunnel else None,
-            udp_encapsulation=(NAT_T_PORT, peer_port) if udp else None, **common,  # type: ignore[arg-type]
+            udp_encapsulation=(NAT_T_PORT, peer_port) if udp else None,
+            esn=suite.esn, replay_window=window,
         )
         return inbound, outbound
 

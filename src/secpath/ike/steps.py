@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from secpath.ike.exchange_auth import auth_request_step, auth_response_step
 from secpath.ike.exchange_child import child_request_step
-from secpath.ike.exchange_info import info_request_step, info_response_step
+from secpath.ike.exchange_info import info_request_step, unhandled_response_step
 from secpath.ike.exchange_init import init_response_step
 from secpath.ike.message import Message
 from secpath.ike.sa import IkeSa
@@ -24,7 +24,7 @@ STEPS: dict[Step, StepHandler] = {
     Step.CHILD_REQUEST: child_request_step,
     # responses to CREATE_CHILD_SA and INFORMATIONAL requests go to the
     # request's own handler (sa.Request.on_response); these see none
-    Step.CHILD_RESPONSE: info_response_step,
+    Step.CHILD_RESPONSE: unhandled_response_step,
     Step.INFO_REQUEST: info_request_step,
-    Step.INFO_RESPONSE: info_response_step,
+    Step.INFO_RESPONSE: unhandled_response_step,
 }
