@@ -137,14 +137,14 @@ def config(ike: KeyExchangeMethod, esp: SecurityMethod, pfs: bool) -> IkeConfig:
 class Host:
     """The engine on UDP 500/4500 in the test's namespace."""
 
-    def __init__(self, ns: str, cfg: IkeConfig) -> None:
+    def __init__(self, ns: str, cfg: IkeConfig, address: str = ME) -> None:
         with in_netns(ns):
             self.socks = {}
             for port in (500, 4500):
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                s.bind((ME, port))
+                s.bind((address, port))
                 self.socks[port] = s
-        self.engine = IkeEngine([cfg], os.urandom)
+        self.engine = IkeEngine([cfg], os.urandom, local_address=address)
         self.events: list[Event] = []
         self.esp_in: list[bytes] = []  # ESP-in-UDP payloads received on 4500
 
@@ -288,6 +288,9 @@ def test_secpath_initiates_to_strongswan(lab: tuple[str, str, Charon], suite: st
         (est,) = host.of(IkeSaEstablished)
         assert est.remote_id == "sw.test"
         assert est.nat_remote  # libipsec fakes its NAT-D hash: UDP encapsulation
+        log = sw.log.read_text(errors="replace")
+        assert "faking NAT situation" in log
+        assert "remote host is behind NAT" not in log  # our NAT-D hashes are right
         (child,) = host.of(ChildSaInstalled)
         assert isinstance(child, ChildSaInstalled)
         assert {child.inbound.spi, child.outbound.spi} <= sw_spis(sw)
@@ -463,3 +466,51 @@ def test_certificates_with_strongswan(lab: tuple[str, str, Charon], tmp_path: Pa
 
 def datetime_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+
+
+NAT_RULES = """table ip nat {
+  chain post {
+    type nat hook postrouting priority srcnat;
+    oifname "%s" meta l4proto udp masquerade to :40000-40999
+    oifname "%s" masquerade
+  }
+}
+"""
+
+
+def test_secpath_behind_a_real_nat(tmp_path: Path) -> None:
+    """nftables masquerade (ports translated too) between secpath and
+    strongSwan: secpath finds its own address translated (RFC 7296 §2.23),
+    floats to 4500 and its ESP-in-UDP goes through the NAT both ways."""
+    import dataclasses
+
+    inside = "10.79.0.2"
+    with namespaces("natme", "natbox", "natsw") as ns:
+        veth(ns["natme"], f"{inside}/24", ns["natbox"], "10.79.0.1/24", tag="nin")
+        veth(ns["natbox"], f"{ME}/24", ns["natsw"], f"{SW}/24", tag="nout")
+        run_in(ns["natme"], ["ip", "route", "add", "default", "via", "10.79.0.1"])
+        run_in(ns["natbox"], ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        rules = tmp_path / "nat.nft"
+        rules.write_text(NAT_RULES % ("vanout", "vanout"))
+        run_in(ns["natbox"], ["nft", "-f", str(rules)])
+        run_in(ns["natsw"], ["ip", "addr", "add", f"{SW_INNER}/32", "dev", "lo"])
+        with charon(ns["natsw"], tmp_path / "sw") as sw:
+            ike, esp, sw_ike, sw_esp = SUITES["aes256gcm16-prfsha384-ecp384"]
+            sw.load(SW_CONF.format(sw=SW, me="%any", ike=sw_ike, esp=sw_esp,
+                                   sw_inner=SW_INNER, me_inner=ME_INNER, psk=PSK))
+            cfg = dataclasses.replace(config(ike, esp, pfs=False),
+                                      local_addresses=(ipaddress.ip_address(inside),))
+            host = Host(ns["natme"], cfg, address=inside)
+            try:
+                host.engine.initiate("net", time.time())
+                host.pump(lambda: bool(host.of(ChildSaInstalled)))
+                (est,) = host.of(IkeSaEstablished)
+                assert est.nat_local  # our address is translated
+                log = sw.log.read_text(errors="replace")
+                assert "remote host is behind NAT" in log
+                (child,) = host.of(ChildSaInstalled)
+                assert child.outbound.udp_encapsulation == (4500, 4500)
+                assert child.outbound.tunnel == (inside, SW)
+                ping_through(host, child, 21)
+            finally:
+                host.close()
