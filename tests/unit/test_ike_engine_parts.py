@@ -304,3 +304,10 @@ def test_load_certificate_credentials(tmp_path: Path) -> None:
     (tmp_path / "me.key").write_bytes(b"junk")
     with pytest.raises(LocalError, match="unreadable key"):
         load_credentials(rule)
+
+
+def test_docs_quote_the_current_table() -> None:
+    from secpath.ike.state import diagram
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "ike.md"
+    assert diagram() in docs.read_text()

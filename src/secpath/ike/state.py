@@ -19,7 +19,7 @@ from enum import Enum
 
 from secpath.ike.constants import ExchangeType
 
-__all__ = ["TRANSITIONS", "State", "Step", "Transition", "lookup"]
+__all__ = ["TRANSITIONS", "State", "Step", "Transition", "diagram", "lookup"]
 
 
 class State(Enum):
@@ -56,7 +56,7 @@ REQUEST, RESPONSE = False, True
 
 TRANSITIONS: dict[tuple[State, ExchangeType, bool], Transition] = {
     # RFC 7296 §1.2: IKE_SA_INIT then IKE_AUTH
-    (State.INIT_SENT, _I, RESPONSE): Transition(Step.INIT_RESPONSE, None),
+    (State.INIT_SENT, _I, RESPONSE): Transition(Step.INIT_RESPONSE, State.AUTH_SENT),
     (State.INIT_DONE, _A, REQUEST): Transition(Step.AUTH_REQUEST, State.ESTABLISHED),
     (State.AUTH_SENT, _A, RESPONSE): Transition(Step.AUTH_RESPONSE, State.ESTABLISHED),
     # RFC 7296 §1.3: CREATE_CHILD_SA, only on an established SA
@@ -82,3 +82,14 @@ def lookup(state: State, exchange: int, is_response: bool) -> Transition | None:
     except ValueError:
         return None
     return TRANSITIONS.get(key)
+
+
+def diagram() -> str:
+    """The table as text, one transition a line (docs/ike.md quotes it)."""
+    lines = []
+    for (state, exchange, response), t in TRANSITIONS.items():
+        kind = "response" if response else "request"
+        target = t.next_state.value if t.next_state is not None else "(same)"
+        lines.append(f"{state.value:<12} {exchange.name:<16} {kind:<8} -> {target:<12} "
+                     f"[{t.step.value}]")
+    return "\n".join(lines)
