@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import socket
 from pathlib import Path
 
@@ -19,8 +20,9 @@ from secpath.lab.run import LabOptions, LabResult, load_lab_topology, reference_
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 _register()
 
-# each test gets its own ports, so a failing test's sockets cannot disturb the next
-_PORTS = iter(range(31000, 60000, 1000))
+# each test gets its own ports, so a failing test's sockets cannot disturb the
+# next; the start is random so two test runs on one machine do not collide
+_PORTS = iter(range(20000 + random.randrange(25) * 1000, 65000, 1000))
 
 
 def run(options: LabOptions | None = None, topology_path: Path | None = None) -> LabResult:

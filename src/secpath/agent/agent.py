@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Literal
 
-from secpath.agent.packets import outer_udp_header, packet_info, strip_outer_udp
+from secpath.agent.packets import UdpHeaders, flow_key, packet_info, strip_outer_udp
 from secpath.agent.types import AgentEvent, ChildInfo, Outgoing, RuleState, _Pending, in_selectors
 from secpath.errors import LocalError
 from secpath.esp import (
@@ -19,14 +18,12 @@ from secpath.esp import (
     PaddingError,
     ReplayError,
     SecurityAssociation,
-    SecurityAssociationDatabase,
     SequenceOverflowError,
     SoftLifetimeExpired,
-    UnknownSpiError,
 )
 from secpath.esp.errors import DecryptError, EspParseError, NatKeepalive, NonEspMarker
 from secpath.esp.sad import esp_spi
-from secpath.esp.udp import NAT_KEEPALIVE, NAT_T_PORT, UdpPayload, classify_udp_payload
+from secpath.esp.udp import NAT_KEEPALIVE, NAT_T_PORT, NON_ESP_MARKER
 from secpath.ike.config import Credentials, IkeConfig, Timing
 from secpath.ike.constants import NotifyType
 from secpath.ike.credentials import load_credentials
@@ -50,6 +47,17 @@ from secpath.policy.spd import Direction, Spd
 __all__ = ["PolicyAgent"]
 
 IKE_PORT = 500
+_FLOW_CACHE = 4096  # outbound SPD verdicts remembered per flow (the policy never changes)
+_BYTE_KEYS: dict[tuple[str, str, bool], tuple[str, ...]] = {
+    (way, mode, null): (
+        *(() if null else (f"confidential_bytes_{way}",)),
+        f"authenticated_bytes_{way}",
+        f"bytes_{way}_in_tunnels" if mode == "tunnel" else f"transport_bytes_{way}",
+    )
+    for way in ("sent", "received")
+    for mode in ("tunnel", "transport")
+    for null in (False, True)
+}
 Address = tuple[str, int]
 
 
@@ -107,13 +115,18 @@ class PolicyAgent:
             )
         self._configs = {c.name: c for c in configs}
         self.engine = IkeEngine(configs, rng, local_address=self.local_address) if configs else None
-        self.sad = SecurityAssociationDatabase()
+        self._inbound: dict[int, ChildInfo] = {}  # our inbound SPI -> Child SA
+        self._allowed_inner: set[tuple[int, bytes]] = set()
+        self._headers = UdpHeaders()
         self.children: dict[int, ChildInfo] = {}
         self._outbound: dict[tuple[str, str], int] = {}  # (rule, peer) -> newest child
         self._pending: dict[tuple[str, str], _Pending] = {}
         self.ike_sas: dict[int, IkeSaEstablished] = {}
         self._keepalive_at: dict[Address, float] = {}  # peer (address, port) -> next NAT keepalive
         self.keepalives_sent = 0
+        self._flows: dict[bytes, tuple[Behavior, Rule | None, str]] = {}
+        # bumped whenever next_timer() may have changed: the data path leaves it alone
+        self.timer_version = 0
         self._transmit: list[Outgoing] = []
         self._deliver: list[bytes] = []
         self._events: deque[AgentEvent] = deque()
@@ -155,11 +168,39 @@ class PolicyAgent:
     def send_packet(self, packet: bytes, now: float) -> None:
         """An IP packet from this host: pass, drop, protect or queue it."""
         self.now = now
+        key = flow_key(packet)
+        decision = self._flows.get(key) if key is not None else None
+        if decision is None:
+            decision = self._decide(packet)
+            if decision is None:
+                return
+            if key is not None:
+                if len(self._flows) >= _FLOW_CACHE:
+                    self._flows.clear()
+                self._flows[key] = decision
+        behavior, rule, peer = decision
+        if behavior is Behavior.NEGOTIATE:
+            assert rule is not None
+            child = self._outbound.get((rule.name, peer))
+            if child is not None:
+                info = self.children.get(child)
+                if info is not None:
+                    self._protect(info, packet, now)
+                    return
+            self._acquire(rule, peer, packet, now)
+        elif behavior is Behavior.PERMIT:
+            self._transmit.append(Outgoing(packet, (peer, 0), 0))
+        else:
+            self._emit("dropped", rule.name if rule else None, peer, "blocked by the filter action")
+
+    def _decide(self, packet: bytes) -> tuple[Behavior, Rule | None, str] | None:
+        """The SPD's verdict for an outbound packet: (behavior, rule, peer);
+        no matching filter is a permit (the host's traffic outside the policy)."""
         try:
             info = packet_info(packet)
         except EspParseError as exc:
             self._emit("dropped", None, None, f"outbound packet not IP: {exc}")
-            return
+            return None
         match = self.spd.lookup(
             info.source,
             info.destination,
@@ -168,25 +209,18 @@ class PolicyAgent:
             info.destination_port,
             direction=Direction.OUTBOUND,
         )
-        if match is None or match.behavior is Behavior.PERMIT:
-            self._transmit.append(Outgoing(packet, (str(info.destination), 0), 0))
-            return
-        rule = match.rule
-        if match.behavior is Behavior.BLOCK:
-            self._emit("dropped", rule.name, str(info.destination), "blocked by the filter action")
-            return
-        peer = self._peer_of(rule, info.destination)
-        child = self._outbound.get((rule.name, peer))
-        if child is not None and child in self.children:
-            self._protect(self.children[child], packet, now)
-            return
-        self._acquire(rule, peer, packet, now)
+        if match is None:
+            return Behavior.PERMIT, None, str(info.destination)
+        if match.behavior is Behavior.NEGOTIATE:
+            return Behavior.NEGOTIATE, match.rule, self._peer_of(match.rule, info.destination)
+        return match.behavior, match.rule, str(info.destination)
 
     def _peer_of(self, rule: Rule, destination: IpAddress) -> str:
         cfg = self._configs[rule.name]
         return str(cfg.peer) if cfg.peer is not None else str(destination)
 
     def _acquire(self, rule: Rule, peer: str, packet: bytes | None, now: float) -> None:
+        self.timer_version += 1
         key = (rule.name, peer)
         pending = self._pending.get(key)
         if pending is None:
@@ -230,13 +264,8 @@ class PolicyAgent:
 
     def _count_bytes(self, child: ChildInfo, n: int, way: Literal["sent", "received"]) -> None:
         q = self.stats.quick_mode
-        if not child.parameters.transform.startswith("null"):
-            q[f"confidential_bytes_{way}"] += n
-        q[f"authenticated_bytes_{way}"] += n
-        if child.parameters.mode == "tunnel":
-            q[f"bytes_{way}_in_tunnels"] += n
-        else:
-            q[f"transport_bytes_{way}"] += n
+        for key in _BYTE_KEYS[(way, child.parameters.mode, child.parameters.transform.startswith("null"))]:
+            q[key] += n
 
     # -- inbound -------------------------------------------------------------
 
@@ -246,27 +275,26 @@ class PolicyAgent:
         if local_port != NAT_T_PORT:
             self._to_ike(data, source, local_port, now)
             return
-        try:
-            kind = classify_udp_payload(data)
-        except EspParseError:
-            self.stats.inc("quick_mode", "packets_not_decrypted")
-            return
-        if kind is UdpPayload.NAT_KEEPALIVE:
+        if data == NAT_KEEPALIVE:
             return  # RFC 3948 §2.3: dropped silently
-        if kind is UdpPayload.IKE:
+        if data[:4] == NON_ESP_MARKER:
             self._to_ike(data, source, local_port, now)
             return
-        header = outer_udp_header(source[0], self.local_address, source[1], local_port, len(data))
-        self._open(header + data, now)
+        if len(data) < 8:
+            self.stats.inc("quick_mode", "packets_not_decrypted")
+            return
+        spi = int.from_bytes(data[:4], "big")
+        header = self._headers.header(source[0], self.local_address, source[1], local_port, len(data))
+        self._open(header + data, now, spi)
 
     def receive_packet(self, packet: bytes, now: float) -> None:
         """A whole IP packet from the network: raw ESP, or clear text."""
         self.now = now
         if packet and packet[0] >> 4 == 4 and len(packet) > 9 and packet[9] == 50:
-            self._open(packet, now)
+            self._open(packet, now, None)
             return
         if packet and packet[0] >> 4 == 6 and len(packet) > 6 and packet[6] == 50:
-            self._open(packet, now)
+            self._open(packet, now, None)
             return
         try:
             info = packet_info(packet)
@@ -306,37 +334,58 @@ class PolicyAgent:
         self.engine.receive_datagram(data, source, now, local_port)
         self._drain_engine(now)
 
-    def _open(self, packet: bytes, now: float) -> None:
-        try:
-            inner = self.sad.decapsulate(packet)
-        except UnknownSpiError:
-            self.stats.inc("quick_mode", "bad_spi_packets")
+    def _open(self, packet: bytes, now: float, spi: int | None) -> None:
+        """Decapsulate an ESP (or ESP-in-UDP) packet and deliver what is inside."""
+        q = self.stats.quick_mode
+        if spi is None:
+            try:
+                spi = esp_spi(packet)
+            except (NatKeepalive, NonEspMarker):
+                return
+            except EspParseError:
+                q["packets_not_decrypted"] += 1
+                return
+        child = self._inbound.get(spi)
+        if child is None:
+            q["bad_spi_packets"] += 1
             return
+        try:
+            inner = child.inbound.decapsulate(packet)
         except ReplayError:
-            self.stats.inc("quick_mode", "packets_with_replay_detection")
+            q["packets_with_replay_detection"] += 1
             return
         except IntegrityError:
-            self.stats.inc("quick_mode", "packets_not_authenticated")
+            q["packets_not_authenticated"] += 1
             return
         except (PaddingError, DecryptError, EspParseError):
-            self.stats.inc("quick_mode", "packets_not_decrypted")
-            return
-        except (NatKeepalive, NonEspMarker):
+            q["packets_not_decrypted"] += 1
             return
         except (EspDrop, LifetimeExpiredError) as exc:
-            self._emit("dropped", None, None, f"ESP packet refused: {exc}")
-            return
-        child = self._child_of_inbound(packet)
-        if child is None:
+            self._emit("dropped", child.rule, child.peer, f"ESP packet refused: {exc}")
+            self._sa_events(child, now)
             return
         if not inner:
             return  # a dummy packet (RFC 4303 §2.6)
+        if not self._selectors_allow(child, inner):
+            return
+        totals = self.stats.rule(child.rule)
+        totals.packets_in += 1
+        totals.bytes_in += len(inner)
+        self._count_bytes(child, len(inner), "received")
+        self._deliver.append(inner)
+        self._sa_events(child, now)
+
+    def _selectors_allow(self, child: ChildInfo, inner: bytes) -> bool:
+        """RFC 4301 §5.2: the inner packet must match the SA's selectors
+        (remembered per SA and address pair)."""
+        key = (child.handle, inner[12:20]) if len(inner) >= 20 and inner[0] >> 4 == 4 else None
+        if key is not None and key in self._allowed_inner:
+            return True
         try:
             info = packet_info(inner)
         except EspParseError:
-            self.stats.inc("quick_mode", "packets_not_decrypted")
-            return
-        # RFC 4301 §5.2: the inner packet must match the SA's selectors
+            self.stats.quick_mode["packets_not_decrypted"] += 1
+            return False
         if not (
             in_selectors(info.source, child.remote_ts) and in_selectors(info.destination, child.local_ts)
         ):
@@ -346,23 +395,12 @@ class PolicyAgent:
                 child.peer,
                 f"inner packet {info.source} -> {info.destination} outside the SA's selectors",
             )
-            return
-        totals = self.stats.rule(child.rule)
-        totals.packets_in += 1
-        totals.bytes_in += len(inner)
-        self._count_bytes(child, len(inner), "received")
-        self._deliver.append(inner)
-        self._sa_events(child, now)
-
-    def _child_of_inbound(self, packet: bytes) -> ChildInfo | None:
-        try:
-            spi = esp_spi(packet)
-        except (EspParseError, NatKeepalive, NonEspMarker):
-            return None
-        child = self.children.get(spi)  # the handle is our inbound SPI
-        if child is not None and child.inbound.spi == spi:
-            return child
-        return next((c for c in self.children.values() if c.inbound.spi == spi), None)
+            return False
+        if key is not None:
+            if len(self._allowed_inner) >= _FLOW_CACHE:
+                self._allowed_inner.clear()
+            self._allowed_inner.add(key)
+        return True
 
     # -- control -------------------------------------------------------------
 
@@ -423,6 +461,7 @@ class PolicyAgent:
     # -- time ----------------------------------------------------------------
 
     def handle_timer(self, now: float) -> None:
+        self.timer_version += 1
         self.now = now
         if self.engine is not None:
             self.engine.handle_timer(now)
@@ -442,6 +481,7 @@ class PolicyAgent:
     # -- engine events -------------------------------------------------------
 
     def _drain_engine(self, now: float) -> None:
+        self.timer_version += 1
         assert self.engine is not None
         while (event := self.engine.next_event()) is not None:
             self._on_event(event, now)
@@ -525,7 +565,8 @@ class PolicyAgent:
         try:
             inbound = self._sa(event.inbound, lifetime)
             outbound = self._sa(event.outbound, lifetime)
-            self.sad.add(inbound)
+            if inbound.spi in self._inbound:
+                raise LocalError(f"SPI 0x{inbound.spi:08x} is already in use")
         except LocalError as exc:
             self.stats.inc("main_mode", "key_update_failures")
             self._emit("child-failed", rule.name, None, f"cannot install the Child SA: {exc}")
@@ -551,6 +592,7 @@ class PolicyAgent:
             installed_at=now,
         )
         self.children[event.child_sa] = child
+        self._inbound[inbound.spi] = child
         self._outbound[(rule.name, peer)] = event.child_sa  # make-before-break: new SA sends at once
         totals = self.stats.rule(rule.name)
         totals.state = "up"
@@ -593,8 +635,7 @@ class PolicyAgent:
         child = self.children.pop(handle, None)
         if child is None:
             return
-        with contextlib.suppress(LocalError):
-            self.sad.remove(child.inbound.spi)
+        self._inbound.pop(child.inbound.spi, None)
         key = (child.rule, child.peer)
         if self._outbound.get(key) == handle:
             replacement = max(
@@ -612,17 +653,19 @@ class PolicyAgent:
         self._emit("child-down", child.rule, child.peer, reason)
 
     def _sa_events(self, child: ChildInfo, now: float) -> None:
-        for sa in (child.outbound, child.inbound):
-            for ev in sa.take_events():
-                if self.engine is None or child.handle not in self.children:
-                    continue
-                try:
-                    if isinstance(ev, SoftLifetimeExpired):
-                        self.engine.rekey_child(child.ike_sa, child.handle, now)
-                    elif isinstance(ev, HardLifetimeExpired):
-                        self.engine.delete(child.ike_sa, now, child.handle)
-                except LocalError:
-                    continue
+        events = child.outbound.take_events() + child.inbound.take_events()
+        if not events:
+            return
+        for ev in events:
+            if self.engine is None or child.handle not in self.children:
+                continue
+            try:
+                if isinstance(ev, SoftLifetimeExpired):
+                    self.engine.rekey_child(child.ike_sa, child.handle, now)
+                elif isinstance(ev, HardLifetimeExpired):
+                    self.engine.delete(child.ike_sa, now, child.handle)
+            except LocalError:
+                continue
         if self.engine is not None:
             self._drain_engine(now)
 

@@ -11,7 +11,7 @@ from secpath.esp import ip as _ip
 from secpath.esp.errors import EspParseError
 from secpath.policy.model import IpAddress
 
-__all__ = ["PacketInfo", "outer_udp_header", "packet_info", "strip_outer_udp"]
+__all__ = ["PacketInfo", "UdpHeaders", "flow_key", "outer_udp_header", "packet_info", "strip_outer_udp"]
 
 _PORTS = struct.Struct("!HH")
 _V4 = struct.Struct("!BBHHHBBH4s4s")
@@ -39,6 +39,60 @@ def packet_info(packet: bytes) -> PacketInfo:
             raise EspParseError("transport header truncated")
         sport, dport = _PORTS.unpack_from(packet, h.header_end)
     return PacketInfo(src, dst, h.next_header, sport, dport)
+
+
+def flow_key(packet: bytes) -> bytes | None:
+    """The bytes that decide an outbound SPD lookup of an IPv4 packet without
+    options: protocol, addresses and (tcp/udp) ports; ``None`` otherwise."""
+    if len(packet) < 24 or packet[0] != 0x45:
+        return None
+    if packet[9] in (6, 17):
+        return packet[9:10] + packet[12:24]
+    return packet[9:10] + packet[12:20]
+
+
+class UdpHeaders:
+    """IPv4 + UDP headers for ESP-in-UDP payloads that came through a UDP
+    socket (the kernel removed them; the SA wants the whole packet).  The
+    packed addresses are cached per peer; the IPv4 checksum is left 0, as the
+    SA does not read it (what it rebuilds in transport mode gets a new one)."""
+
+    __slots__ = ("_packed",)
+    _V4UDP = struct.Struct("!BBHHHBBH4s4sHHHH")
+
+    def __init__(self) -> None:
+        self._packed: dict[str, bytes] = {}
+
+    def _pack(self, address: str) -> bytes:
+        packed = self._packed.get(address)
+        if packed is None:
+            if len(self._packed) > 4096:
+                self._packed.clear()
+            packed = self._packed[address] = ipaddress.ip_address(address).packed
+        return packed
+
+    def header(
+        self, source: str, destination: str, source_port: int, destination_port: int, length: int
+    ) -> bytes:
+        src, dst = self._pack(source), self._pack(destination)
+        if len(src) == 4 and len(dst) == 4:
+            return self._V4UDP.pack(
+                0x45,
+                0,
+                28 + length,
+                0,
+                0x4000,
+                64,
+                _ip.IPPROTO_UDP,
+                0,
+                src,
+                dst,
+                source_port,
+                destination_port,
+                8 + length,
+                0,
+            )
+        return outer_udp_header(source, destination, source_port, destination_port, length)
 
 
 def outer_udp_header(

@@ -32,6 +32,7 @@ class AgentDriver:
         self._loop = loop or asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._timer_version = -1
         self.closed = False
 
     def now(self) -> float:
@@ -40,23 +41,29 @@ class AgentDriver:
 
     # -- inputs ----------------------------------------------------------------
 
-    def datagram(self, data: bytes, source: tuple[str, int], local_port: int) -> None:
+    # Each input is followed by a flush unless ``flush=False``: a caller that
+    # read a batch of packets flushes once at the end (fewer wake-ups).
+
+    def datagram(self, data: bytes, source: tuple[str, int], local_port: int, *, flush: bool = True) -> None:
         if self.closed:
             return
         self.agent.receive_datagram(data, source, local_port, self.now())
-        self.flush()
+        if flush:
+            self.flush()
 
-    def packet_from_network(self, packet: bytes) -> None:
+    def packet_from_network(self, packet: bytes, *, flush: bool = True) -> None:
         if self.closed:
             return
         self.agent.receive_packet(packet, self.now())
-        self.flush()
+        if flush:
+            self.flush()
 
-    def packet_from_host(self, packet: bytes) -> None:
+    def packet_from_host(self, packet: bytes, *, flush: bool = True) -> None:
         if self.closed:
             return
         self.agent.send_packet(packet, self.now())
-        self.flush()
+        if flush:
+            self.flush()
 
     def initiate(self, rule: str) -> None:
         self.agent.initiate(rule, self.now())
@@ -87,6 +94,10 @@ class AgentDriver:
         self._arm()
 
     def _arm(self) -> None:
+        version = self.agent.timer_version
+        if version == self._timer_version and self._timer is not None:
+            return  # nothing that sets timers happened since the last arming
+        self._timer_version = version
         when = self.agent.next_timer()
         if when == self._timer_at:
             return

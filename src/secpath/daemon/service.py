@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
 import ipaddress
 import signal
 import socket
@@ -56,19 +55,6 @@ class DaemonOptions:
     timing: Timing = field(default_factory=Timing)
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, daemon: Daemon, address: str, local_port: int) -> None:
-        self.daemon = daemon
-        self.address = address
-        self.local_port = local_port
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.daemon.udp_received(self.address, data, (str(addr[0]), int(addr[1])), self.local_port)
-
-    def error_received(self, exc: Exception) -> None:
-        self.daemon.stats_send_failure(self.address)
-
-
 @dataclass(slots=True)
 class _Host:
     """One local address: its agent, driver and sockets."""
@@ -77,7 +63,7 @@ class _Host:
     policy: Policy
     agent: PolicyAgent
     driver: AgentDriver
-    sockets: dict[int, asyncio.DatagramTransport] = field(default_factory=dict)  # agent port -> transport
+    sockets: dict[int, socket.socket] = field(default_factory=dict)  # agent port -> UDP socket
     routes: list[IpNetwork] = field(default_factory=list)
 
 
@@ -87,6 +73,7 @@ class Daemon:
         self.options = options
         self.policy: Policy | None = None
         self.hosts: dict[str, _Host] = {}
+        self._by_packed: dict[bytes, _Host] = {}
         self.started = time.time()
         self.loaded_at = 0.0
         self._stop = asyncio.Event()
@@ -166,26 +153,25 @@ class Daemon:
                     force_udp_encapsulation=self.options.force_udp_encapsulation,
                     keepalive_interval=self.options.nat_keepalive,
                 )
-                sockets: dict[int, asyncio.DatagramTransport] = {}
+                sockets: dict[int, socket.socket] = {}
                 driver = AgentDriver(
                     agent, self._sender(agent, sockets), self._deliver, self._on_event, loop=loop
                 )
                 host = _Host(address, sub, agent, driver, sockets)
+                hosts[address] = host
                 for agent_port, port in ((500, self.options.ike_port), (4500, self.options.nat_t_port)):
                     sock = _udp_socket(address, port, self.options.routing.fwmark)
-                    transport, _ = await loop.create_datagram_endpoint(
-                        functools.partial(_Udp, self, address, agent_port), sock=sock
-                    )
-                    sockets[agent_port] = transport
+                    sockets[agent_port] = sock
+                    loop.add_reader(sock.fileno(), self._udp_readable, host, sock, agent_port)
                 host.routes = _routes(sub)
                 await self._netlink(self._net.add_routes, self._tun.name, host.routes)
-                hosts[address] = host
         except (LocalError, OSError):
             for host in hosts.values():
                 _close_host(host)
                 await self._netlink(self._net.remove_routes, host.routes)
             raise
         self.hosts = hosts
+        self._by_packed = {ipaddress.ip_address(a).packed: h for a, h in hosts.items()}
         self.policy = policy
         self.loaded_at = time.time()
         for host in hosts.values():
@@ -203,23 +189,24 @@ class Daemon:
             if self._net is not None:
                 await self._netlink(self._net.remove_routes, host.routes)
         self.hosts = {}
+        self._by_packed = {}
 
     # -- data path -------------------------------------------------------------
 
     def _sender(
-        self, agent: PolicyAgent, sockets: dict[int, asyncio.DatagramTransport]
+        self, agent: PolicyAgent, sockets: dict[int, socket.socket]
     ) -> Callable[[Outgoing], None]:
         def send(out: Outgoing) -> None:
             try:
                 if out.source_port:
-                    transport = sockets.get(out.source_port)
-                    if transport is not None:
+                    sock = sockets.get(out.source_port)
+                    if sock is not None:
                         port = out.destination[1]
                         if port == 500:
                             port = self.options.ike_port
                         elif port == 4500:
                             port = self.options.nat_t_port
-                        transport.sendto(out.data, (out.destination[0], port))
+                        sock.sendto(out.data, (out.destination[0], port))
                 elif self._raw_out is not None:
                     self._raw_out.sendto(out.data, (out.destination[0], 0))
             except OSError:
@@ -236,13 +223,36 @@ class Daemon:
 
     def _tun_readable(self) -> None:
         assert self._tun is not None
-        for _ in range(64):  # a batch per wake-up
+        touched: set[str] = set()
+        for _ in range(64):  # a batch per wake-up, one flush per host at the end
             packet = self._tun.read()
             if packet is None:
-                return
+                break
             host = self._host_for(packet)
             if host is not None:
-                host.driver.packet_from_host(packet)
+                host.driver.packet_from_host(packet, flush=False)
+                touched.add(host.address)
+        for address in touched:
+            host = self.hosts.get(address)
+            if host is not None:
+                host.driver.flush()
+
+    def _udp_readable(self, host: _Host, sock: socket.socket, local_port: int) -> None:
+        for _ in range(64):
+            try:
+                data, source = sock.recvfrom(65535)
+            except BlockingIOError:
+                break
+            except OSError:
+                host.agent.stats.inc("main_mode", "receive_failures")
+                break
+            port = source[1]
+            if port == self.options.ike_port:
+                port = 500
+            elif port == self.options.nat_t_port:
+                port = 4500
+            host.driver.datagram(data, (source[0], port), local_port, flush=False)
+        host.driver.flush()
 
     def _esp_readable(self) -> None:
         assert self._raw_esp is not None
@@ -253,34 +263,17 @@ class Daemon:
                 return
             if len(packet) < 20:
                 continue
-            host = self.hosts.get(str(ipaddress.IPv4Address(packet[16:20])))
+            host = self._by_packed.get(packet[16:20])
             if host is not None:
                 host.driver.packet_from_network(packet)
 
     def _host_for(self, packet: bytes) -> _Host | None:
         if len(packet) < 20 or packet[0] >> 4 != 4:
             return None
-        source = str(ipaddress.IPv4Address(packet[12:16]))
-        host = self.hosts.get(source)
+        host = self._by_packed.get(packet[12:16])
         if host is not None:
             return host
         return next(iter(self.hosts.values()), None)
-
-    def udp_received(self, address: str, data: bytes, source: tuple[str, int], local_port: int) -> None:
-        host = self.hosts.get(address)
-        if host is None:
-            return
-        port = source[1]
-        if port == self.options.ike_port:
-            port = 500
-        elif port == self.options.nat_t_port:
-            port = 4500
-        host.driver.datagram(data, (source[0], port), local_port)
-
-    def stats_send_failure(self, address: str) -> None:
-        host = self.hosts.get(address)
-        if host is not None:
-            host.agent.stats.inc("main_mode", "send_failures")
 
     def _on_event(self, event: AgentEvent) -> None:
         self.events.append(
@@ -427,8 +420,10 @@ def _routes(policy: Policy) -> list[IpNetwork]:
 
 def _close_host(host: _Host) -> None:
     host.driver.close()
-    for transport in host.sockets.values():
-        transport.close()
+    loop = asyncio.get_running_loop()
+    for sock in host.sockets.values():
+        loop.remove_reader(sock.fileno())
+        sock.close()
 
 
 def _sysctl(key: str, value: str) -> None:
