@@ -146,6 +146,15 @@ def test_defaults_and_optional_keys() -> None:
     assert f.protocol == 6 and str(f.destination_port) == "1024-2048" and str(f.source_port) == "443"
 
 
+def test_monitor_settings() -> None:
+    d = base()
+    d["monitor"] = {"prometheus": "127.0.0.1:9505", "log_file": "log/oakley.log", "log_level": 2}
+    m = parse_policy(d, source=Path("/etc/secpath/policy.toml")).monitor
+    assert m.prometheus == ("127.0.0.1", 9505)
+    assert m.log_file == Path("/etc/secpath/log/oakley.log") and m.log_level == 2
+    assert parse_policy(base()).monitor.prometheus is None
+
+
 def test_permit_and_block_need_no_authentication() -> None:
     d = base()
     d["filter_action"].append({"name": "block", "behavior": "block"})

@@ -96,6 +96,30 @@ SECTIONS: dict[str, Section] = {
             required=True,
         ),
         Section(
+            "monitor",
+            "How the daemon shows what it does: Prometheus metrics and the negotiation log.",
+            (
+                Key("prometheus", "str", "Serve /metrics on this host:port, e.g. '127.0.0.1:9505'."),
+                Key("log_file", "str", "The negotiation ('Oakley') log file, rotated."),
+                Key(
+                    "log_level",
+                    "int",
+                    "0 off, 1 SA events, 2 + every IKE message, 3 + payloads.",
+                    minimum=0,
+                    maximum=3,
+                    default=0,
+                ),
+                Key(
+                    "log_max_bytes",
+                    "int",
+                    "Rotate the log past this size.",
+                    minimum=4096,
+                    default=10 * 1024 * 1024,
+                ),
+                Key("log_backups", "int", "Rotated files kept.", minimum=0, maximum=100, default=3),
+            ),
+        ),
+        Section(
             "key_exchange",
             "IKE ('main mode') settings: key lifetime, master key PFS, ordered methods.",
             (

@@ -37,6 +37,7 @@ from secpath.policy.model import (
     KeyExchange,
     KeyExchangeMethod,
     Local,
+    MonitorSettings,
     Policy,
     PortRange,
     PskAuth,
@@ -221,12 +222,13 @@ class _Loader:
                 "filter_list",
                 "filter_action",
                 "rule",
+                "monitor",
             ):
                 self.problem(
                     name,
                     "unknown section",
                     None,
-                    "policy, local, key_exchange, filter_list, filter_action, rule",
+                    "policy, local, key_exchange, filter_list, filter_action, rule, monitor",
                 )
         policy = self.section(data, "policy")
         local = self.local(self.section(data, "local"))
@@ -242,6 +244,7 @@ class _Loader:
                     if isinstance(item, dict) and isinstance(item.get("name"), str)
                 } - set(valid)
         rules = self.rules(data.get("rule", []), filter_lists, filter_actions)
+        monitor = self.monitor(data)
         if self.issues or local is None or key_exchange is None:
             raise PolicyFileError(self.file, self.issues)
         try:
@@ -254,11 +257,43 @@ class _Loader:
                 filter_lists=tuple(filter_lists.values()),
                 filter_actions=tuple(filter_actions.values()),
                 rules=tuple(rules),
+                monitor=monitor,
                 source=self.source,
             )
         except LocalError as exc:  # a model invariant the checks above missed
             self.problem("policy", str(exc))
             raise PolicyFileError(self.file, self.issues) from None
+
+    def monitor(self, data: Mapping[str, Any]) -> MonitorSettings:
+        raw = data.get("monitor")
+        if raw is None:
+            return MonitorSettings()
+        if not isinstance(raw, dict):
+            self.problem("monitor", "must be a table", None, "[monitor]")
+            return MonitorSettings()
+        t = self.table(raw, "monitor", SECTIONS["monitor"])
+        listen: tuple[str, int] | None = None
+        if "prometheus" in t:
+            host, _, port = str(t["prometheus"]).rpartition(":")
+            try:
+                ipaddress.ip_address(host.strip("[]"))
+                number = int(port)
+                if not 0 < number < 65536:
+                    raise ValueError(port)
+                listen = (host.strip("[]"), number)
+            except ValueError:
+                self.problem(
+                    "monitor.prometheus", "not an address:port", t["prometheus"], "e.g. '127.0.0.1:9505'"
+                )
+        log_file = self.path_of(t["log_file"]) if "log_file" in t else None
+        level = t.get("log_level", 0)
+        if level and log_file is None:
+            self.problem(
+                "monitor.log_level", "a log level needs a log file", level, "monitor.log_file = 'PATH'"
+            )
+        return MonitorSettings(
+            listen, log_file, level, t.get("log_max_bytes", 10 * 1024 * 1024), t.get("log_backups", 3)
+        )
 
     def section(self, data: Mapping[str, Any], name: str) -> dict[str, Any]:
         raw = data.get(name, _MISSING)

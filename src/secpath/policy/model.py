@@ -45,6 +45,7 @@ __all__ = [
     "KeyExchange",
     "KeyExchangeMethod",
     "Local",
+    "MonitorSettings",
     "Policy",
     "PortRange",
     "PskAuth",
@@ -344,6 +345,17 @@ class Local:
 
 
 @dataclass(frozen=True, slots=True)
+class MonitorSettings:
+    """``[monitor]``: how the daemon shows what it does."""
+
+    prometheus: tuple[str, int] | None = None  # listen address of /metrics
+    log_file: Path | None = None  # the negotiation ("Oakley") log
+    log_level: int = 0  # 0 off, 1 SA events, 2 + every IKE message, 3 + payloads
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_backups: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     name: str
     local: Local
@@ -354,6 +366,7 @@ class Policy:
     default_response_rule: bool = False
     filter_lists: tuple[FilterList, ...] = ()
     filter_actions: tuple[FilterAction, ...] = ()
+    monitor: MonitorSettings = MonitorSettings()
     source: Path | None = field(default=None, compare=False)
 
     def rule(self, name: str) -> Rule:

@@ -9,7 +9,7 @@ from secpath.policy.fields import AUTH_KEYS, SECTIONS, Key, Section
 
 __all__ = ["policy_json_schema"]
 
-_TOP = ("policy", "local", "key_exchange", "filter_list", "filter_action", "rule")
+_TOP = ("policy", "local", "key_exchange", "filter_list", "filter_action", "rule", "monitor")
 
 
 def _key_schema(key: Key) -> dict[str, Any]:
