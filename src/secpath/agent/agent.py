@@ -6,6 +6,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Literal
 
+from secpath.agent.child import build_child
+from secpath.agent.explain import describe_message, explain_failure
 from secpath.agent.packets import UdpHeaders, flow_key, packet_info, strip_outer_udp
 from secpath.agent.types import AgentEvent, ChildInfo, Outgoing, RuleState, _Pending, in_selectors
 from secpath.errors import LocalError
@@ -13,11 +15,9 @@ from secpath.esp import (
     EspDrop,
     HardLifetimeExpired,
     IntegrityError,
-    Lifetime,
     LifetimeExpiredError,
     PaddingError,
     ReplayError,
-    SecurityAssociation,
     SequenceOverflowError,
     SoftLifetimeExpired,
 )
@@ -33,7 +33,6 @@ from secpath.ike.events import (
     ChildSaFailed,
     ChildSaInstalled,
     ChildSaRekeyed,
-    EspSaParameters,
     Event,
     IkeSaDeleted,
     IkeSaEstablished,
@@ -127,6 +126,8 @@ class PolicyAgent:
         self._flows: dict[bytes, tuple[Behavior, Rule | None, str]] = {}
         # bumped whenever next_timer() may have changed: the data path leaves it alone
         self.timer_version = 0
+        # 0/1: SA events only; 2: an event per IKE message; 3: with its payloads
+        self.trace_level = 0
         self._transmit: list[Outgoing] = []
         self._deliver: list[bytes] = []
         self._events: deque[AgentEvent] = deque()
@@ -139,6 +140,8 @@ class PolicyAgent:
         if self.engine is not None:
             for d in self.engine.datagrams_to_send():
                 self._transmit.append(Outgoing(d.data, d.destination, d.source_port))
+                if self.trace_level >= 2:
+                    self._trace("ike-out", d.data, d.destination, d.source_port)
         out, self._transmit = self._transmit, []
         return out
 
@@ -331,8 +334,18 @@ class PolicyAgent:
         if self.engine is None:
             self.stats.inc("main_mode", "invalid_packets_received")
             return
+        if self.trace_level >= 2:
+            self._trace("ike-in", data, source, local_port)
         self.engine.receive_datagram(data, source, now, local_port)
         self._drain_engine(now)
+
+    def _trace(self, kind: str, data: bytes, peer: Address, local_port: int) -> None:
+        described = describe_message(data[4:] if local_port == NAT_T_PORT else data, self.trace_level)
+        if described is not None:
+            exchange, message_id, spis, detail = described
+            self._events.append(
+                AgentEvent(kind, None, f"{peer[0]}:{peer[1]}", detail, None, exchange, message_id, spis)
+            )
 
     def _open(self, packet: bytes, now: float, spi: int | None) -> None:
         """Decapsulate an ESP (or ESP-in-UDP) packet and deliver what is inside."""
@@ -529,11 +542,18 @@ class PolicyAgent:
                 self.stats.inc("main_mode", "authentication_failures")
             initiator = any(p.peer == event.peer[0] for p in self._pending.values())
             self.stats.inc("main_mode", "acquire_failures" if initiator else "receive_failures")
+            why = explain_failure(event.reason, event.local_proposals, event.remote_proposals)
+            rule_name = None
             for key, pending in list(self._pending.items()):
                 if pending.peer == event.peer[0]:
                     del self._pending[key]
-                    self._give_up(pending, event.reason)
-            self._emit("ike-failed", None, event.peer[0], event.reason, event)
+                    rule_name = pending.rule.name
+                    self._give_up(pending, why)
+            if rule_name is None:  # a negotiation the peer started: the rule by its address
+                rule_name = next((n for n, c in self._configs.items() if str(c.peer) == event.peer[0]), None)
+                if rule_name is not None:
+                    self._failed(rule_name, why)
+            self._emit("ike-failed", rule_name, event.peer[0], why, event)
         elif isinstance(event, ChildSaInstalled):
             self._install(event, now)
         elif isinstance(event, ChildSaRekeyed):
@@ -545,91 +565,52 @@ class PolicyAgent:
                 self._remove_child(event.child_sa, event.reason)
         elif isinstance(event, ChildSaFailed):
             self.stats.inc("main_mode", "negotiation_failures")
+            why = explain_failure(event.reason, event.local_proposals, event.remote_proposals)
             totals = self.stats.rule(event.rule)
-            totals.last_failure = event.reason
+            totals.last_failure = why
             for key, pending in list(self._pending.items()):
                 if key[0] == event.rule:
                     del self._pending[key]
-                    self._give_up(pending, event.reason)
-            self._emit("child-failed", event.rule, None, event.reason, event)
-
-    def _lifetime(self, rule: Rule, transform: str) -> Lifetime:
-        methods = rule.filter_action.security_methods
-        sm = next((s for s in methods if s.proposal == transform), methods[0])
-        hard = sm.lifetime_kb * 1024
-        return Lifetime(soft_bytes=hard * 9 // 10, hard_bytes=hard)
+                    self._give_up(pending, why)
+            self._emit("child-failed", event.rule, None, why, event)
 
     def _install(self, event: ChildSaInstalled, now: float, *, rekey_of: int | None = None) -> None:
         rule = self.policy.rule(event.rule)
-        lifetime = self._lifetime(rule, event.outbound.transform)
         try:
-            inbound = self._sa(event.inbound, lifetime)
-            outbound = self._sa(event.outbound, lifetime)
-            if inbound.spi in self._inbound:
-                raise LocalError(f"SPI 0x{inbound.spi:08x} is already in use")
+            child = build_child(rule, event, self.ike_sas.get(event.ike_sa), now)
+            if child.inbound.spi in self._inbound:
+                raise LocalError(f"SPI 0x{child.inbound.spi:08x} is already in use")
         except LocalError as exc:
             self.stats.inc("main_mode", "key_update_failures")
             self._emit("child-failed", rule.name, None, f"cannot install the Child SA: {exc}")
             return
-        self.stats.inc("main_mode", "total_get_spi")
-        self.stats.inc("main_mode", "key_updates")
-        self.stats.inc("main_mode", "key_additions")
-        self.stats.inc("quick_mode", "key_additions")
-        ike = self.ike_sas.get(event.ike_sa)
-        peer = ike.peer[0] if ike is not None else (event.outbound.tunnel[1] if event.outbound.tunnel else "")
-        if not peer:
-            peer = self._peer_from_ts(event)
-        child = ChildInfo(
-            rule=rule.name,
-            ike_sa=event.ike_sa,
-            handle=event.child_sa,
-            peer=peer,
-            inbound=inbound,
-            outbound=outbound,
-            parameters=event.outbound,
-            local_ts=event.local_ts,
-            remote_ts=event.remote_ts,
-            installed_at=now,
-        )
+        for mode, key in (
+            ("main_mode", "total_get_spi"),
+            ("main_mode", "key_updates"),
+            ("main_mode", "key_additions"),
+            ("quick_mode", "key_additions"),
+        ):
+            self.stats.inc(mode, key)  # type: ignore[arg-type]
         self.children[event.child_sa] = child
-        self._inbound[inbound.spi] = child
-        self._outbound[(rule.name, peer)] = event.child_sa  # make-before-break: new SA sends at once
+        self._inbound[child.inbound.spi] = child
+        # make-before-break: the new SA sends at once, the old one still receives
+        self._outbound[(rule.name, child.peer)] = event.child_sa
         totals = self.stats.rule(rule.name)
         totals.state = "up"
         totals.last_failure = ""
-        kind = "child-rekeyed" if rekey_of is not None else "child-up"
         encap = "ESP-in-UDP" if event.outbound.udp_encapsulation else "ESP"
         self._emit(
-            kind,
+            "child-rekeyed" if rekey_of is not None else "child-up",
             rule.name,
-            peer,
+            child.peer,
             f"{event.outbound.mode} mode {encap} {event.outbound.transform} "
             f"SPIs in {event.inbound.spi:08x} out {event.outbound.spi:08x}",
             event,
         )
-        pending = self._pending.pop((rule.name, peer), None)
+        pending = self._pending.pop((rule.name, child.peer), None)
         if pending is not None:
             while pending.packets:
                 self._protect(child, pending.packets.popleft(), now)
-
-    def _peer_from_ts(self, event: ChildSaInstalled) -> str:
-        ts = event.remote_ts[0] if event.remote_ts else None
-        return str(ts.start) if ts is not None else ""
-
-    @staticmethod
-    def _sa(p: EspSaParameters, lifetime: Lifetime) -> SecurityAssociation:
-        return SecurityAssociation(
-            spi=p.spi,
-            transform=p.transform,
-            encryption_key=p.encryption_key,
-            integrity_key=p.integrity_key if len(p.integrity_key) else None,
-            mode=p.mode,
-            tunnel=p.tunnel,
-            udp_encapsulation=p.udp_encapsulation,
-            esn=p.esn,
-            replay_window=p.replay_window,
-            lifetime=lifetime,
-        )
 
     def _remove_child(self, handle: int, reason: str) -> None:
         child = self.children.pop(handle, None)

@@ -44,7 +44,8 @@ class AgentEvent:
     """What the agent did, for the negotiation log and the monitor.
 
     ``kind``: "ike-up", "ike-down", "ike-failed", "child-up", "child-rekeyed",
-    "child-down", "child-failed", "dropped", "fallback", "acquire".
+    "child-down", "child-failed", "dropped", "fallback", "acquire", and with
+    tracing on "ike-in" / "ike-out" (one per IKE message).
     """
 
     kind: str
@@ -52,6 +53,10 @@ class AgentEvent:
     peer: str | None
     detail: str
     ike_event: Event | None = None
+    # for "ike-in" / "ike-out" (traced IKE messages)
+    exchange: str | None = None
+    message_id: int | None = None
+    ike_sa: str | None = None
 
 
 @dataclass(slots=True)

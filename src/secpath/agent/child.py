@@ -1,0 +1,62 @@
+"""Turning a negotiated Child SA (an IKE engine event) into the two ESP SAs
+the agent protects traffic with."""
+
+from __future__ import annotations
+
+from secpath.agent.types import ChildInfo
+from secpath.esp import Lifetime, SecurityAssociation
+from secpath.ike.events import ChildSaInstalled, EspSaParameters, IkeSaEstablished
+from secpath.policy.model import Rule
+
+__all__ = ["build_child", "esp_lifetime"]
+
+
+def esp_lifetime(rule: Rule, transform: str) -> Lifetime:
+    """The byte lifetime of the security method that was chosen (RFC 4301
+    §4.4.2.1): soft at 90 %, when the rekey starts; hard at 100 %."""
+    methods = rule.filter_action.security_methods
+    sm = next((s for s in methods if s.proposal == transform), methods[0])
+    hard = sm.lifetime_kb * 1024
+    return Lifetime(soft_bytes=hard * 9 // 10, hard_bytes=hard)
+
+
+def _sa(p: EspSaParameters, lifetime: Lifetime) -> SecurityAssociation:
+    return SecurityAssociation(
+        spi=p.spi,
+        transform=p.transform,
+        encryption_key=p.encryption_key,
+        integrity_key=p.integrity_key if len(p.integrity_key) else None,
+        mode=p.mode,
+        tunnel=p.tunnel,
+        udp_encapsulation=p.udp_encapsulation,
+        esn=p.esn,
+        replay_window=p.replay_window,
+        lifetime=lifetime,
+    )
+
+
+def build_child(rule: Rule, event: ChildSaInstalled, ike: IkeSaEstablished | None, now: float) -> ChildInfo:
+    """Both SAs of the pair; raises ``LocalError`` for parameters ESP refuses.
+    The peer is the IKE SA's (where NAT put it), else the tunnel's far end,
+    else the remote selector's address."""
+    lifetime = esp_lifetime(rule, event.outbound.transform)
+    inbound = _sa(event.inbound, lifetime)
+    outbound = _sa(event.outbound, lifetime)
+    if ike is not None:
+        peer = ike.peer[0]
+    elif event.outbound.tunnel:
+        peer = event.outbound.tunnel[1]
+    else:
+        peer = str(event.remote_ts[0].start) if event.remote_ts else ""
+    return ChildInfo(
+        rule=rule.name,
+        ike_sa=event.ike_sa,
+        handle=event.child_sa,
+        peer=peer,
+        inbound=inbound,
+        outbound=outbound,
+        parameters=event.outbound,
+        local_ts=event.local_ts,
+        remote_ts=event.remote_ts,
+        installed_at=now,
+    )
