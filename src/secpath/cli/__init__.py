@@ -19,6 +19,7 @@ def _register() -> None:
     import secpath.cli.check
     import secpath.cli.daemon
     import secpath.cli.lab
+    import secpath.cli.monitor
     import secpath.cli.plan  # noqa: F401
 
 

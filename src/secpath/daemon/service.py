@@ -32,6 +32,8 @@ from secpath.daemon.netsetup import NetSetup, RoutingConfig
 from secpath.daemon.tun import TunDevice
 from secpath.errors import LocalError
 from secpath.ike.config import Timing
+from secpath.monitor.metrics import MetricsServer
+from secpath.monitor.oakley import LogRecord, NegotiationLog
 from secpath.monitor.stats import Statistics
 from secpath.policy.loader import load_policy
 from secpath.policy.model import AddressKind, Behavior, IpNetwork, Policy
@@ -84,6 +86,8 @@ class Daemon:
         self._control: ControlServer | None = None
         self.events: list[dict[str, Any]] = []  # recent agent events, for status
         self._netlink_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="netlink")
+        self.log: NegotiationLog | None = None
+        self.metrics: MetricsServer | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -108,14 +112,35 @@ class Daemon:
             loop.add_reader(self._raw_esp.fileno(), self._esp_readable)
             loop.add_reader(self._tun.fd, self._tun_readable)
             await self._load(policy)
+            settings = policy.monitor
+            if settings.log_file is not None and settings.log_level:
+                self._open_log(settings.log_file, settings.log_level)
+            if settings.prometheus is not None:
+                try:
+                    self.metrics = MetricsServer(settings.prometheus)
+                except OSError as exc:
+                    raise LocalError(
+                        f"cannot serve metrics on {settings.prometheus}: {exc.strerror}"
+                    ) from None
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stop.set)
+            publisher = asyncio.create_task(self._publish_metrics())
             await self._stop.wait()
+            publisher.cancel()
         finally:
             await self._teardown()
 
+    async def _publish_metrics(self) -> None:
+        while True:
+            if self.metrics is not None:
+                self.metrics.publish(self.snapshot())
+            await asyncio.sleep(0.5)
+
     async def _teardown(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.close)
+        self._close_log()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         await self._unload(graceful=True)
@@ -175,6 +200,7 @@ class Daemon:
         self.policy = policy
         self.loaded_at = time.time()
         for host in hosts.values():
+            host.agent.trace_level = self.log.level if self.log is not None else 0
             host.agent.start_rules(time.time())
             host.driver.flush()
 
@@ -193,9 +219,7 @@ class Daemon:
 
     # -- data path -------------------------------------------------------------
 
-    def _sender(
-        self, agent: PolicyAgent, sockets: dict[int, socket.socket]
-    ) -> Callable[[Outgoing], None]:
+    def _sender(self, agent: PolicyAgent, sockets: dict[int, socket.socket]) -> Callable[[Outgoing], None]:
         def send(out: Outgoing) -> None:
             try:
                 if out.source_port:
@@ -276,6 +300,28 @@ class Daemon:
         return next(iter(self.hosts.values()), None)
 
     def _on_event(self, event: AgentEvent) -> None:
+        if self.log is not None:
+            level = 2 if event.kind in ("ike-in", "ike-out", "dropped") else 1
+            ike_sa = event.ike_sa
+            ike_event = event.ike_event
+            if ike_sa is None and ike_event is not None and hasattr(ike_event, "ike_sa"):
+                ike_sa = f"{ike_event.ike_sa:016x}"
+            self.log.write(
+                LogRecord(
+                    time.time(),
+                    level,
+                    event.kind,
+                    event.detail,
+                    event.rule,
+                    event.peer,
+                    ike_sa,
+                    event.exchange,
+                    event.message_id,
+                    "in" if event.kind == "ike-in" else "out" if event.kind == "ike-out" else None,
+                )
+            )
+        if event.kind in ("ike-in", "ike-out"):
+            return
         self.events.append(
             {
                 "time": time.time(),
@@ -298,6 +344,7 @@ class Daemon:
             "rekey": self._rekey,
             "reload": self._reload,
             "down": self._down,
+            "log": self._log,
         }
 
     async def _status(self, args: Mapping[str, Any]) -> Any:
@@ -315,7 +362,8 @@ class Daemon:
             "events": self.events[-50:],
         }
 
-    async def _stats(self, args: Mapping[str, Any]) -> Any:
+    def snapshot(self) -> dict[str, Any]:
+        """All hosts' statistics added up, with rule states and SA counts."""
         total = Statistics()
         for host in self.hosts.values():
             s = host.agent.stats
@@ -325,9 +373,66 @@ class Daemon:
                 total.quick_mode[k] += v
             for name, t in s.rules.items():
                 total.rules[name] = t
-            if args.get("reset"):
-                s.reset()
-        return total.snapshot()
+        snap = total.snapshot()
+        for host in self.hosts.values():
+            for rule in host.policy.rules:
+                if rule.filter_action.behavior is Behavior.NEGOTIATE and rule.name in snap["rules"]:  # type: ignore[operator]
+                    snap["rules"][rule.name]["state"] = host.agent.rule_state(rule.name).value  # type: ignore[index]
+        snap["ike_sas"] = sum(len(h.agent.ike_sas) for h in self.hosts.values())
+        snap["child_sas"] = sum(len(h.agent.children) for h in self.hosts.values())
+        return snap
+
+    async def _stats(self, args: Mapping[str, Any]) -> Any:
+        snap = self.snapshot()
+        if args.get("reset"):
+            for host in self.hosts.values():
+                host.agent.stats.reset()
+        return snap
+
+    async def _log(self, args: Mapping[str, Any]) -> Any:
+        action = args.get("action", "where")
+        if action == "enable":
+            level = int(args.get("level", 1))
+            if not 1 <= level <= 3:
+                raise LocalError(f"log level {level}: expected 1 (events), 2 (messages) or 3 (payloads)")
+            path = Path(str(args["file"])) if args.get("file") else self._log_path()
+            self._open_log(path, level)
+        elif action == "disable":
+            self._close_log()
+        elif action != "where":
+            raise LocalError(f"log action {action!r}: expected enable, disable or where")
+        return {
+            "enabled": self.log is not None,
+            "file": str(self.log.path if self.log else self._log_path()),
+            "level": self.log.level if self.log else 0,
+        }
+
+    def _log_path(self) -> Path:
+        settings = self.policy.monitor if self.policy is not None else None
+        if settings is not None and settings.log_file is not None:
+            return settings.log_file
+        return self.options.control.with_name("negotiation.log")
+
+    def _open_log(self, path: Path, level: int) -> None:
+        self._close_log()
+        settings = self.policy.monitor if self.policy is not None else None
+        self.log = NegotiationLog(
+            path,
+            level,
+            max_bytes=settings.log_max_bytes if settings else 10 << 20,
+            backups=settings.log_backups if settings else 3,
+        )
+        for host in self.hosts.values():
+            host.agent.trace_level = level
+        self.log.write(LogRecord(time.time(), 1, "log", f"negotiation log enabled at level {level}"))
+
+    def _close_log(self) -> None:
+        if self.log is not None:
+            self.log.write(LogRecord(time.time(), 1, "log", "negotiation log disabled"))
+            self.log.close()
+            self.log = None
+        for host in self.hosts.values():
+            host.agent.trace_level = 0
 
     async def _initiate(self, args: Mapping[str, Any]) -> Any:
         rule = str(args.get("rule", ""))
