@@ -38,12 +38,27 @@ from secpath.ike.payloads import NotifyPayload
 from secpath.ike.proposal import describe, ike_suites, select_ike
 from secpath.ike.sa import NAT_T_PORT, IkeSa
 from secpath.ike.state import State
+from secpath.secret import Secret
 
 __all__ = ["IKE_PORT", "NAT_T_PORT", "Datagram", "IkeEngine"]
 
 IKE_PORT = 500
 NON_ESP_MARKER = bytes(4)  # RFC 3948 §2.2
 Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class IkeKeyMaterial:
+    """One IKE SA's SPIs, algorithms and SK_e/SK_a keys (RFC 7296 §2.14)."""
+
+    spi_i: bytes
+    spi_r: bytes
+    encryption: str  # registry name
+    integrity: str | None  # None with an AEAD cipher
+    sk_ei: Secret
+    sk_er: Secret
+    sk_ai: Secret
+    sk_ar: Secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +147,17 @@ class IkeEngine:
     def ike_sas(self) -> tuple[int, ...]:
         return tuple(sorted(sa.handle for sa in self._sas.values()
                             if sa.state is not State.CLOSED))
+
+    def key_material(self) -> tuple[IkeKeyMaterial, ...]:
+        """The keys of every IKE SA that has them, for ``secpath keys`` (the
+        one way keys leave the process: Wireshark's ikev2_decryption_table)."""
+        out = []
+        for sa in self._sas.values():
+            if sa.keys is None or sa.suite is None or sa.state is State.CLOSED:
+                continue
+            out.append(IkeKeyMaterial(sa.spi_i, sa.spi_r, sa.suite.encryption, sa.suite.integrity,
+                                      sa.keys.sk_ei, sa.keys.sk_er, sa.keys.sk_ai, sa.keys.sk_ar))
+        return tuple(out)
 
     # -- API -----------------------------------------------------------------------
 
