@@ -564,3 +564,18 @@ def test_responder_picks_the_rule_by_identity() -> None:
         assert a.of(ChildSaInstalled), peer
     rules = sorted(e.rule for e in b.of(ChildSaInstalled))
     assert rules == ["path", "to-c"]
+
+
+def test_initiator_rejects_the_responder_and_tells_it() -> None:
+    """RFC 7296 §2.21.2: A does not accept B's identity; B learns it from an
+    INFORMATIONAL AUTHENTICATION_FAILED and drops its half of the SA."""
+    pair = make_pair(a_config=make_config(A_ADDR, B_ADDR, remote_id="10.0.0.99"))
+    pair.a.engine.initiate("path", pair.now)
+    pair.run()
+    fa = pair.a.of(IkeSaFailed)
+    assert fa and fa[0].notify == NotifyType.AUTHENTICATION_FAILED
+    assert pair.b.of(IkeSaEstablished)  # B had accepted A ...
+    fb = pair.b.of(IkeSaFailed)
+    assert fb and fb[0].notify == NotifyType.AUTHENTICATION_FAILED  # ... until told
+    assert pair.a.engine.ike_sas() == () and pair.b.engine.ike_sas() == ()
+    assert pair.b.of(ChildSaDeleted)

@@ -24,7 +24,7 @@ from secpath.crypto.sk import IntegrityError, SkCipher
 from secpath.errors import LocalError, ParseError, RemoteError
 from secpath.ike.auth import Identity
 from secpath.ike.config import IkeConfig
-from secpath.ike.constants import NotifyType, PayloadType
+from secpath.ike.constants import ExchangeType, NotifyType, PayloadType
 from secpath.ike.events import (
     ChildSaDeleted,
     ChildSaInstalled,
@@ -328,6 +328,11 @@ class IkeSa:
         except RemoteError as exc:
             if not header.response:
                 self.respond(header, [NotifyPayload(exc.notify or NotifyType.INVALID_SYNTAX)])
+            elif exc.notify == NotifyType.AUTHENTICATION_FAILED and self.sk_out is not None:
+                # RFC 7296 §2.21.2: the responder failed our check; tell it in
+                # a separate INFORMATIONAL (not retransmitted: we are closing)
+                info = self._header(ExchangeType.INFORMATIONAL, self.next_request_id, False)
+                self.transmit(*self.encode(info, [NotifyPayload(exc.notify)]))
             self.fail(str(exc), exc.notify)
             return
         except LocalError as exc:
