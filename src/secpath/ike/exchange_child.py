@@ -10,7 +10,13 @@ from collections.abc import Sequence
 from secpath.crypto.dh import DhPrivateKey, generate_dh
 from secpath.crypto.kdf import child_keymat, esp_keymat_bytes, split_child_keymat
 from secpath.errors import LocalError, ParseError, RemoteError
-from secpath.ike.constants import ExchangeType, NotifyType, ProtocolId, notify_name
+from secpath.ike.constants import (
+    ExchangeType,
+    NotifyType,
+    ProtocolId,
+    TransformType,
+    notify_name,
+)
 from secpath.ike.events import ChildSaFailed, ChildSaRekeyed
 from secpath.ike.message import Message
 from secpath.ike.payloads import (
@@ -107,7 +113,13 @@ def accept_child(
         raise RemoteError("Child SA request lacks SA, TSi or TSr", notify=NotifyType.INVALID_SYNTAX)
     methods = cfg.rule.filter_action.security_methods
     suites = esp_suites(methods, cfg.esn, dh_group)
-    picked = select_esp(sa_p.proposals, suites)
+    offered = sa_p.proposals
+    if nonces is not None:
+        # IKE_AUTH carries no KE: a DH transform in its proposals is ignored
+        # (RFC 7296 §1.2, as strongSwan and Windows send it with PFS configured)
+        offered = tuple(dataclasses.replace(p, transforms=tuple(
+            t for t in p.transforms if t.type != TransformType.DH)) for p in offered)
+    picked = select_esp(offered, suites)
     if picked is None:
         ours = describe(esp_proposals(methods, bytes(4), cfg.esn, dh_group))
         sa.ctx.emit(ChildSaFailed(sa.handle, cfg.name, "no acceptable ESP proposal",
