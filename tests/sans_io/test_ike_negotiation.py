@@ -581,21 +581,18 @@ def test_initiator_rejects_the_responder_and_tells_it() -> None:
     assert pair.b.of(ChildSaDeleted)
 
 
-def test_dh_transform_in_ike_auth_proposal_is_ignored() -> None:
+def test_dh_transform_in_ike_auth_proposal_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     """A peer that lists its PFS group in the IKE_AUTH SA payload still gets
     its first Child SA (RFC 7296 §1.2: IKE_AUTH has no KE)."""
-    from secpath.ike import exchange_auth
+    from secpath.ike import exchange_auth, proposal
+    from secpath.ike.payloads import Proposal
 
-    original = exchange_auth.esp_proposals
+    def with_group(methods: tuple[SecurityMethod, ...], spi: bytes, esn: tuple[bool, ...],
+                   dh_group: int | None) -> tuple[Proposal, ...]:
+        return proposal.esp_proposals(methods, spi, esn, 14)
 
-    def with_group(methods, spi, esn, dh_group):  # type: ignore[no-untyped-def]
-        return original(methods, spi, esn, 14)
-
-    exchange_auth.esp_proposals = with_group  # type: ignore[assignment]
-    try:
-        pair = make_pair(pfs=True)
-        pair.a.engine.initiate("path", pair.now)
-        pair.run()
-    finally:
-        exchange_auth.esp_proposals = original
+    monkeypatch.setattr(exchange_auth, "esp_proposals", with_group)
+    pair = make_pair(pfs=True)
+    pair.a.engine.initiate("path", pair.now)
+    pair.run()
     assert pair.b.of(ChildSaInstalled) and pair.a.of(ChildSaInstalled)
