@@ -56,6 +56,7 @@ def build_child(rule: Rule, event: ChildSaInstalled, ike: IkeSaEstablished | Non
         inbound=inbound,
         outbound=outbound,
         parameters=event.outbound,
+        inbound_parameters=event.inbound,
         local_ts=event.local_ts,
         remote_ts=event.remote_ts,
         installed_at=now,

@@ -8,7 +8,7 @@ from typing import Any
 from secpath.agent.agent import PolicyAgent
 from secpath.policy.model import Behavior
 
-__all__ = ["agent_status"]
+__all__ = ["agent_keys", "agent_status"]
 
 
 def agent_status(agent: PolicyAgent, now: float) -> dict[str, Any]:
@@ -79,6 +79,34 @@ def agent_status(agent: PolicyAgent, now: float) -> dict[str, Any]:
         "rules": rules,
         "nat_keepalives_sent": agent.keepalives_sent,
     }
+
+
+def agent_keys(agent: PolicyAgent) -> tuple[list[str], list[str]]:
+    """(ikev2_decryption_table rows, esp_sa rows) of the agent's live SAs —
+    key material: for ``secpath keys`` only."""
+    from secpath.esp.wireshark import esp_sa_row
+    from secpath.monitor.wireshark import ike_table_row
+
+    ike_rows = [ike_table_row(km) for km in agent.engine.key_material()] if agent.engine is not None else []
+    esp_rows = []
+    for child in agent.children.values():
+        # the addresses as a capture on this host sees them
+        for p, (src, dst) in (
+            (child.parameters, (agent.local_address, child.peer)),
+            (child.inbound_parameters, (child.peer, agent.local_address)),
+        ):
+            key = p.encryption_key
+            esp_rows.append(
+                esp_sa_row(
+                    src,
+                    dst,
+                    p.spi,
+                    p.transform,
+                    key if len(key) else None,
+                    p.integrity_key if len(p.integrity_key) else None,
+                )
+            )
+    return ike_rows, esp_rows
 
 
 def _ts(ts: object) -> str:

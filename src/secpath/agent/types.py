@@ -70,6 +70,7 @@ class ChildInfo:
     inbound: SecurityAssociation
     outbound: SecurityAssociation
     parameters: EspSaParameters  # outbound parameters (transform, mode, encapsulation)
+    inbound_parameters: EspSaParameters
     local_ts: tuple[TrafficSelector, ...]
     remote_ts: tuple[TrafficSelector, ...]
     installed_at: float

@@ -47,6 +47,31 @@ def monitor(
         return
 
 
+@app.command()
+def keys(
+    wireshark: Annotated[
+        Path, typer.Option("--wireshark", help="Directory for Wireshark's key files.", show_default=False)
+    ],
+    control: ControlOption = DEFAULT_CONTROL_PATH,
+) -> None:
+    """Write the live SAs' keys for Wireshark/tshark (the only way keys leave secpath).
+
+    Then: WIRESHARK_CONFIG_DIR=DIR tshark -r capture.pcap shows decrypted
+    IKE and ESP. Anyone with these files can read the traffic: keep them safe.
+    """
+    from secpath.monitor.wireshark import write_key_files
+
+    result = _ask(control, "keys")
+    written = write_key_files(wireshark, result["ikev2_decryption_table"], result["esp_sa"])
+    err_console.print(
+        f"[yellow]warning:[/] {len(result['esp_sa'])} ESP and {len(result['ikev2_decryption_table'])} IKE "
+        f"SA key(s) written to {escape(str(wireshark))} (mode 0600): whoever reads them can decrypt "
+        "the traffic"
+    )
+    for path in written:
+        console.print(str(path))
+
+
 @log_app.command("enable")
 def log_enable(
     level: Annotated[int, typer.Option(help="1 SA events, 2 + every IKE message, 3 + payloads.")] = 1,
@@ -100,4 +125,3 @@ def print_json_line(record: dict[str, object]) -> None:
 
     sys.stdout.write(json.dumps(record) + "\n")
     sys.stdout.flush()
-

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from secpath.agent import AgentEvent, Outgoing, PolicyAgent
 from secpath.agent.split import split_policy
-from secpath.agent.status import agent_status
+from secpath.agent.status import agent_keys, agent_status
 from secpath.daemon.control import ControlServer
 from secpath.daemon.driver import AgentDriver
 from secpath.daemon.netsetup import NetSetup, RoutingConfig
@@ -345,6 +345,7 @@ class Daemon:
             "reload": self._reload,
             "down": self._down,
             "log": self._log,
+            "keys": self._keys,
         }
 
     async def _status(self, args: Mapping[str, Any]) -> Any:
@@ -388,6 +389,18 @@ class Daemon:
             for host in self.hosts.values():
                 host.agent.stats.reset()
         return snap
+
+    async def _keys(self, args: Mapping[str, Any]) -> Any:
+        """Key material of every live SA, for Wireshark (the control socket is 0600)."""
+        ike_rows: list[str] = []
+        esp_rows: list[str] = []
+        for host in self.hosts.values():
+            ike, esp = agent_keys(host.agent)
+            ike_rows += ike
+            esp_rows += esp
+        if self.log is not None:
+            self.log.write(LogRecord(time.time(), 1, "keys", f"keys of {len(esp_rows)} ESP SA(s) exported"))
+        return {"ikev2_decryption_table": ike_rows, "esp_sa": esp_rows}
 
     async def _log(self, args: Mapping[str, Any]) -> Any:
         action = args.get("action", "where")
