@@ -30,6 +30,9 @@ def test_capture_decrypts_with_exported_keys(tmp_path: Path) -> None:
     with namespaces("ka", "kb") as ns:
         veth(ns["ka"], f"{A}/24", ns["kb"], f"{B}/24", tag="cap")
         pa = write_policy(tmp_path / "a.toml", me=A, peer=B, psk_file=key, esp=("aes128", "sha256"))
+        pa.write_text(
+            pa.read_text() + f'\n[monitor]\nlog_file = "{tmp_path / "oakley.log"}"\nlog_level = 3\n'
+        )
         pb = write_policy(tmp_path / "b.toml", me=B, peer=A, psk_file=key, esp=("aes128", "sha256"))
         with (
             secpath_daemon(ns["ka"], pa, tmp_path / "da") as da,
@@ -51,8 +54,19 @@ def test_capture_decrypts_with_exported_keys(tmp_path: Path) -> None:
                 capture.wait(timeout=10)
         assert "esp_sa" in out
         assert oct((tmp_path / "keys" / "esp_sa").stat().st_mode & 0o777) == "0o600"
-        # not a secret in the daemon's output or logs
-        assert (tmp_path / "keys" / "esp_sa").read_text().split(",")[5].strip('"') not in da.log.read_text()
+        # no key at any log level: every key's hex is absent from the daemon's
+        # output and from the negotiation log at its most detailed level
+        logs = da.log.read_text() + (tmp_path / "oakley.log").read_text()
+        assert "IKE_AUTH" in logs
+        secrets = [
+            f.strip('"').removeprefix("0x")
+            for f in (tmp_path / "keys" / "esp_sa").read_text().replace("\n", ",").split(",")
+        ]
+        secrets += (tmp_path / "keys" / "ikev2_decryption_table").read_text().replace("\n", ",").split(",")
+        secrets = [x for x in secrets if len(x) >= 32 and all(c in "0123456789abcdef" for c in x)]
+        assert len(secrets) >= 6
+        for hexkey in secrets:
+            assert hexkey not in logs
 
     def fields(config: Path | None) -> str:
         env = {**os.environ}
