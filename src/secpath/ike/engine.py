@@ -94,6 +94,8 @@ class IkeEngine:
         self._out: list[Datagram] = []
         self._events: deque[Event] = deque()
         self._cookie_secret = rng(32)
+        # what the engine drops before any IKE SA sees it, for the monitor
+        self.counters = {"invalid_packets": 0, "invalid_spis": 0, "invalid_cookies": 0}
 
     # -- the Context the IKE SAs use ----------------------------------------------
 
@@ -147,6 +149,16 @@ class IkeEngine:
     def ike_sas(self) -> tuple[int, ...]:
         return tuple(sorted(sa.handle for sa in self._sas.values()
                             if sa.state is not State.CLOSED))
+
+    def negotiations(self) -> tuple[int, int]:
+        """IKE SAs being negotiated: (started by us, started by the peer)."""
+        ours = theirs = 0
+        for sa in self._sas.values():
+            if sa.state in (State.INIT_SENT, State.AUTH_SENT):
+                ours += 1
+            elif sa.state is State.INIT_DONE:
+                theirs += 1
+        return ours, theirs
 
     def key_material(self) -> tuple[IkeKeyMaterial, ...]:
         """The keys of every IKE SA that has them, for ``secpath keys`` (the
@@ -222,8 +234,10 @@ class IkeEngine:
         try:
             header = decode_header(data)
         except ParseError:
+            self.counters["invalid_packets"] += 1
             return
         if header.major_version != 2:
+            self.counters["invalid_packets"] += 1
             return
         if (header.exchange_type == ExchangeType.IKE_SA_INIT and not header.response
                 and header.initiator and header.spi_r == bytes(8) and header.message_id == 0):
@@ -231,7 +245,9 @@ class IkeEngine:
             return
         our = header.spi_r if header.initiator else header.spi_i
         sa = self._sas.get(our)
-        if sa is not None:
+        if sa is None:
+            self.counters["invalid_spis"] += 1  # the guide's "Invalid Cookies Received"
+        else:
             sa.receive(data, header, addr, local_port, now)
             if sa.state is State.CLOSED:
                 self._cleanup()
@@ -316,6 +332,8 @@ class IkeEngine:
             expected = cookie_value(self._cookie_secret, nonce.data, addr[0], header.spi_i)
             got = message.notify(NotifyType.COOKIE)
             if got is None or got.data != expected:
+                if got is not None:
+                    self.counters["invalid_cookies"] += 1
                 self._stateless(header, addr, local_port,
                                 NotifyPayload(NotifyType.COOKIE, expected))
                 return
