@@ -334,3 +334,19 @@ def test_hostile_network_rules_reach_the_interesting_states() -> None:
     assert {"IkeSaEstablished", "ChildSaInstalled", "ChildSaRekeyed", "IkeSaRekeyed",
             "IkeSaDeleted", "ChildSaDeleted"} <= REACHED
     assert m.pair.a.engine.ike_sas() == () and m.pair.b.engine.ike_sas() == ()
+
+
+def test_unknown_critical_payload_in_ike_sa_init() -> None:
+    """RFC 7296 §2.5, before any state: a stateless UNSUPPORTED_CRITICAL_PAYLOAD."""
+    from secpath.ike.message import encode_message
+
+    pair = make_pair()
+    pair.a.engine.initiate("path", pair.now)
+    (init,) = pair.a.engine.datagrams_to_send()
+    msg = decode_message(init.data)
+    bad = Message(msg.header, (*msg.payloads, UnknownPayload(222, b"?", critical=True)))
+    pair.b.engine.receive_datagram(encode_message(bad), (A_ADDR, 500), pair.now)
+    (reply,) = pair.b.engine.datagrams_to_send()
+    n = decode_message(reply.data).notify(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD)
+    assert n is not None and n.data == bytes((222,))
+    assert pair.b.engine.ike_sas() == ()

@@ -150,6 +150,10 @@ class IkeEngine:
         return tuple(sorted(sa.handle for sa in self._sas.values()
                             if sa.state is not State.CLOSED))
 
+    def fragments_waiting(self) -> int:
+        """IKE messages received in part (RFC 7383 fragments), waiting for the rest."""
+        return sum(sa.reassembler.in_progress for sa in self._sas.values())
+
     def negotiations(self) -> tuple[int, int]:
         """IKE SAs being negotiated: (started by us, started by the peer)."""
         ours = theirs = 0
@@ -315,6 +319,10 @@ class IkeEngine:
         try:
             message = decode_message(data)
         except ParseError:
+            return
+        critical = message.unsupported_critical_notify()
+        if critical is not None:  # RFC 7296 §2.5
+            self._stateless(header, addr, local_port, critical)
             return
         # rules for this peer address first; behind a NAT the address is not
         # the rule's, and IKE_AUTH picks the rule by identity (RFC 7296 §2.23)
