@@ -350,3 +350,16 @@ def test_unknown_critical_payload_in_ike_sa_init() -> None:
     n = decode_message(reply.data).notify(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD)
     assert n is not None and n.data == bytes((222,))
     assert pair.b.engine.ike_sas() == ()
+
+
+def test_higher_major_version_answered_with_invalid_major_version() -> None:
+    pair = make_pair()
+    pair.a.engine.initiate("path", pair.now)
+    (init,) = pair.a.engine.datagrams_to_send()
+    data = init.data[:17] + b"\x30" + init.data[18:]  # version 3.0
+    pair.b.engine.receive_datagram(data, (A_ADDR, 500), pair.now)
+    (reply,) = pair.b.engine.datagrams_to_send()
+    msg = decode_message(reply.data)
+    assert msg.header.major_version == 2
+    assert msg.notify(NotifyType.INVALID_MAJOR_VERSION) is not None
+    assert pair.b.engine.ike_sas() == ()

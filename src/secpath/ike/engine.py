@@ -242,6 +242,11 @@ class IkeEngine:
             return
         if header.major_version != 2:
             self.counters["invalid_packets"] += 1
+            if header.major_version > 2 and not header.response \
+                    and header.exchange_type == ExchangeType.IKE_SA_INIT:
+                # RFC 7296 §2.5: drop it, and say which version we speak
+                self._stateless(header, addr, local_port,
+                                NotifyPayload(NotifyType.INVALID_MAJOR_VERSION))
             return
         if (header.exchange_type == ExchangeType.IKE_SA_INIT and not header.response
                 and header.initiator and header.spi_r == bytes(8) and header.message_id == 0):
