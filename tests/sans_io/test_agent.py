@@ -262,3 +262,22 @@ def test_child_rekey_loses_nothing() -> None:
     assert net.delivered[B] == sent
     assert a.stats.quick_mode["rekeys"] == 1 or b.stats.quick_mode["rekeys"] == 1
     assert a.stats.rule("path").packets_out == 30
+
+
+def test_engine_drops_are_counted_as_the_guide_names_them() -> None:
+    a, b = agent(policy(A, B), 1), agent(policy(B, A), 2)
+    net = Net({A: a, B: b})
+    b.receive_datagram(b"\x00" * 10, (A, 500), 500, 0.0)  # not an IKE message
+    header = bytes(8) + b"\x11" * 8 + bytes([46, 0x20, 37, 0x08]) + bytes(4) + (28).to_bytes(4, "big")
+    b.receive_datagram(header, (A, 500), 500, 0.0)  # an INFORMATIONAL for no IKE SA
+    m = b.stats.main_mode
+    assert m["invalid_packets_received"] == 1 and m["invalid_cookies_received"] == 1
+    # while a negotiation the peer started is half done, it is an Active Receive
+    a.send_packet(udp_packet(A, B, b"x"), 0.0)
+    for out in a.transmit():  # only IKE_SA_INIT, delivered by hand
+        b.receive_datagram(out.data, (A, out.source_port), out.destination[1], 0.0)
+    assert b.stats.main_mode["active_receive"] == 1
+    assert a.stats.main_mode["active_acquire"] == 1 and a.stats.main_mode["total_acquire"] == 1
+    net.run()
+    assert b.stats.main_mode["active_receive"] == 0 and b.stats.main_mode["main_mode_sas"] == 1
+    assert b.stats.main_mode["total_get_spi"] == 1 and b.stats.quick_mode["key_additions"] == 1

@@ -128,6 +128,7 @@ class PolicyAgent:
         self.timer_version = 0
         # 0/1: SA events only; 2: an event per IKE message; 3: with its payloads
         self.trace_level = 0
+        self._own_invalid = 0
         self._transmit: list[Outgoing] = []
         self._deliver: list[bytes] = []
         self._events: deque[AgentEvent] = deque()
@@ -332,7 +333,8 @@ class PolicyAgent:
 
     def _to_ike(self, data: bytes, source: Address, local_port: int, now: float) -> None:
         if self.engine is None:
-            self.stats.inc("main_mode", "invalid_packets_received")
+            self._own_invalid += 1  # IKE for a policy that negotiates nothing
+            self.stats.main_mode["invalid_packets_received"] = self._own_invalid
             return
         if self.trace_level >= 2:
             self._trace("ike-in", data, source, local_port)
@@ -576,12 +578,16 @@ class PolicyAgent:
 
     def _install(self, event: ChildSaInstalled, now: float, *, rekey_of: int | None = None) -> None:
         rule = self.policy.rule(event.rule)
+        if event.inbound.spi in self._inbound:
+            self.stats.inc("main_mode", "get_spi_failures")
+            self._emit("child-failed", rule.name, None, f"inbound SPI 0x{event.inbound.spi:08x} is in use")
+            return
         try:
             child = build_child(rule, event, self.ike_sas.get(event.ike_sa), now)
-            if child.inbound.spi in self._inbound:
-                raise LocalError(f"SPI 0x{child.inbound.spi:08x} is already in use")
         except LocalError as exc:
-            self.stats.inc("main_mode", "key_update_failures")
+            # the inbound SA is made first: a failure there is a key update failure
+            failed = "key_addition_failures" if "outbound" in str(exc) else "key_update_failures"
+            self.stats.inc("main_mode", failed)
             self._emit("child-failed", rule.name, None, f"cannot install the Child SA: {exc}")
             return
         for mode, key in (
@@ -679,6 +685,12 @@ class PolicyAgent:
         m, q = self.stats.main_mode, self.stats.quick_mode
         m["active_acquire"] = len(self._pending)
         m["acquire_heap_size"] = sum(len(p.packets) for p in self._pending.values())
+        if self.engine is not None:
+            m["active_receive"] = self.engine.negotiations()[1]
+            m["receive_heap_size"] = self.engine.fragments_waiting()
+            dropped = self.engine.counters
+            m["invalid_packets_received"] = self._own_invalid + dropped["invalid_packets"]
+            m["invalid_cookies_received"] = dropped["invalid_spis"] + dropped["invalid_cookies"]
         m["main_mode_sas"] = len(self.ike_sas)
         m["quick_mode_sas"] = len(self.children)
         m["connection_list_size"] = len({p.peer[0] for p in self.ike_sas.values()})

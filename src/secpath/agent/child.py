@@ -4,6 +4,7 @@ the agent protects traffic with."""
 from __future__ import annotations
 
 from secpath.agent.types import ChildInfo
+from secpath.errors import LocalError
 from secpath.esp import Lifetime, SecurityAssociation
 from secpath.ike.events import ChildSaInstalled, EspSaParameters, IkeSaEstablished
 from secpath.policy.model import Rule
@@ -41,7 +42,10 @@ def build_child(rule: Rule, event: ChildSaInstalled, ike: IkeSaEstablished | Non
     else the remote selector's address."""
     lifetime = esp_lifetime(rule, event.outbound.transform)
     inbound = _sa(event.inbound, lifetime)
-    outbound = _sa(event.outbound, lifetime)
+    try:
+        outbound = _sa(event.outbound, lifetime)
+    except LocalError as exc:
+        raise LocalError(f"outbound SA: {exc}") from None
     if ike is not None:
         peer = ike.peer[0]
     elif event.outbound.tunnel:

@@ -102,6 +102,11 @@ class FragmentReassembler:
     def clear(self) -> None:
         self._pending.clear()
 
+    @property
+    def in_progress(self) -> int:
+        """Messages with fragments received and others still missing."""
+        return len(self._pending)
+
     def add(self, message: Message) -> Message | None:
         """Take one decoded SKF message.  ParseError if it breaks a bound or
         the reassembled payloads do not parse (the partial message is dropped)."""
