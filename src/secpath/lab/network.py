@@ -123,6 +123,12 @@ class NatBox:
 
         self._mappings[(link.address, agent_port)] = await self.network.bind(self.public_address, 0, back)
 
+    def unmap(self, link: LabHostLink) -> list[_Socket]:
+        gone = [
+            self._mappings.pop((link.address, p)) for p in AGENT_PORTS if (link.address, p) in self._mappings
+        ]
+        return gone
+
     def socket_for(self, link: LabHostLink, agent_port: int) -> _Socket:
         self.translations += 1
         return self._mappings[(link.address, agent_port)]
@@ -139,6 +145,8 @@ class LabNetwork:
         self._injector: FaultInjector | None = None
         self.sent = 0
         self.received = 0
+        # when a list: every datagram sent, with its sender (the "replay" scenario)
+        self.capture: list[tuple[str, Outgoing]] | None = None
 
     def lab_port(self, agent_port: int) -> int:
         return self.port_base + agent_port if agent_port in AGENT_PORTS else agent_port
@@ -193,6 +201,20 @@ class LabNetwork:
         self.links[address] = link
         return link
 
+    def detach(self, address: str) -> None:
+        """The host at ``address`` leaves: its sockets (and NAT mappings) close."""
+        link = self.links.pop(address, None)
+        if link is None:
+            return
+        closing = list(link.sockets.values())
+        if link.nat is not None:
+            closing += link.nat.unmap(link)
+        for sock in closing:
+            if sock.transport is not None:
+                sock.transport.close()
+            if sock in self._sockets:
+                self._sockets.remove(sock)
+
     def deliver(self, link: LabHostLink, data: bytes, source: tuple[str, int], agent_port: int) -> None:
         self.received += 1
         link.receive(data, (source[0], self.agent_port(source[1])), agent_port)
@@ -212,6 +234,8 @@ class LabNetwork:
         if transport is None:
             return
         self.sent += 1
+        if self.capture is not None:
+            self.capture.append((link.address, out))
 
         def do_send() -> None:
             if not transport.is_closing():
