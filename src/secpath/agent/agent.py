@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Literal
@@ -617,6 +619,38 @@ class PolicyAgent:
         if pending is not None:
             while pending.packets:
                 self._protect(child, pending.packets.popleft(), now)
+        if rekey_of is None:
+            self._drop_duplicate(child, now)
+
+    def _drop_duplicate(self, child: ChildInfo, now: float) -> None:
+        """Both ends negotiated the same path at once (each had traffic for
+        it): two IKE SAs for one path.  Both ends pick the same loser, the
+        one started by the higher address, and only its initiator deletes it,
+        so exactly one pair of SAs stays (no Child SA is lost while the
+        other carries the traffic)."""
+        for other in list(self.children.values()):
+            if (
+                other is child
+                or (other.rule, other.peer) != (child.rule, child.peer)
+                or other.ike_sa == child.ike_sa
+            ):
+                continue
+            losers = sorted((child.ike_sa, other.ike_sa), key=self._initiator_rank)
+            loser = losers[-1]
+            established = self.ike_sas.get(loser)
+            if established is not None and established.initiator and self.engine is not None:
+                with contextlib.suppress(LocalError):
+                    self.engine.delete(loser, now)
+                self._emit("ike-duplicate", child.rule, child.peer, f"deleting duplicate IKE SA {loser:016x}")
+            return
+
+    def _initiator_rank(self, ike_sa: int) -> tuple[int, int]:
+        """(initiator's address, SA) — the same order at both ends of a path."""
+        ev = self.ike_sas.get(ike_sa)
+        if ev is None:
+            return (0, ike_sa)
+        initiator = self.local_address if ev.initiator else ev.peer[0]
+        return (int(ipaddress.ip_address(initiator)), 0)
 
     def _remove_child(self, handle: int, reason: str) -> None:
         child = self.children.pop(handle, None)
@@ -681,7 +715,18 @@ class PolicyAgent:
         if not any(c.rule == rule for c in self.children.values()):
             totals.state = "down"
 
+    def _forget_closed(self) -> None:
+        """IKE SAs the engine closed without a Delete event (a responder SA
+        its initiator abandoned, a rekeyed one): drop them and their Child SAs."""
+        if self.engine is None:
+            return
+        for handle in [h for h in self.ike_sas if self.engine.ike_sa_state(h) is None]:
+            self.ike_sas.pop(handle, None)
+            for c in [c for c in self.children.values() if c.ike_sa == handle]:
+                self._remove_child(c.handle, "IKE SA closed")
+
     def _gauges(self) -> None:
+        self._forget_closed()
         m, q = self.stats.main_mode, self.stats.quick_mode
         m["active_acquire"] = len(self._pending)
         m["acquire_heap_size"] = sum(len(p.packets) for p in self._pending.values())

@@ -16,6 +16,7 @@ from secpath.cli._output import console, err_console, print_json
 from secpath.errors import LocalError
 from secpath.lab.network import Faults
 from secpath.lab.run import LabOptions, LabResult, load_lab_topology, run_lab
+from secpath.plan.topology import Topology
 from secpath.plan.topology_loader import TopologyError
 
 _PHASES = {"hosts": "starting hosts", "negotiate": "negotiating paths", "traffic": "sending traffic"}
@@ -42,6 +43,10 @@ def lab(
     ] = False,
     seed: Annotated[int | None, typer.Option(help="Seed of the fault injector, to replay a run.")] = None,
     port_base: Annotated[int, typer.Option(help="Lab ports: IKE on BASE+500, NAT-T on BASE+4500.")] = 30000,
+    scenario: Annotated[
+        str | None,
+        typer.Option(help="Run a fault scenario: loss, restart, rekey, flood, replay, wrong-ca."),
+    ] = None,
 ) -> None:
     """Run a whole planned deployment on this machine and prove every path.
 
@@ -70,6 +75,9 @@ def lab(
     if packets < 1:
         err_console.print("[bold red]✗[/] --packets must be at least 1")
         raise typer.Exit(2)
+    if scenario is not None:
+        _scenario(scenario, topo, port_base, seed, as_json)
+        return
     options = LabOptions(
         faults=faults, packets_per_direction=packets, duration=duration, port_base=port_base, seed=seed
     )
@@ -165,3 +173,27 @@ def _show(result: LabResult, as_json: bool) -> None:
     else:
         bad = [p.rule for p in result.paths if not p.ok]
         console.print(f"[bold red]✗ {len(bad)} path(s) failed:[/] {escape(', '.join(bad))}")
+
+
+def _scenario(name: str, topology: Topology, port_base: int, seed: int | None, as_json: bool) -> None:
+    from secpath.lab.scenarios import SCENARIOS, run_scenario
+
+    if name not in SCENARIOS:
+        err_console.print(f"[bold red]✗[/] unknown scenario {escape(name)!r}; one of {', '.join(SCENARIOS)}")
+        raise typer.Exit(2)
+    if not as_json:
+        console.print(f"[bold]secpath lab --scenario {name}[/]: {SCENARIOS[name][0]}")
+    try:
+        result = asyncio.run(run_scenario(name, topology, LabOptions(port_base=port_base, seed=seed)))
+    except LocalError as exc:
+        err_console.print(f"[bold red]✗[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        for check in result.checks:
+            mark = "[green]✓[/]" if check.ok else "[bold red]✗[/]"
+            detail = f" [dim]({escape(check.detail)})[/]" if check.detail else ""
+            console.print(f"{mark} {escape(check.what)}{detail}")
+        console.print(f"{'passed' if result.ok else 'FAILED'} in {result.seconds:.1f} s")
+    raise typer.Exit(0 if result.ok else 1)

@@ -316,15 +316,18 @@ class Lab:
         self._round += 1
         return sent
 
-    async def settle(self, timeout: float | None = None) -> None:
+    async def settle(self, timeout: float | None = None, *, resend: bool = True) -> None:
         """Wait for what was sent; resend what the network lost, as an
-        application over UDP would.  Each payload counts once."""
-        deadline = time.monotonic() + (self.options.settle_timeout if timeout is None else timeout)
+        application over UDP would (unless ``resend`` is off: then a loss
+        stays a loss).  Each payload counts once."""
+        if timeout is None:  # without resends, 3 s is plenty for what is in flight
+            timeout = self.options.settle_timeout if resend else 3.0
+        deadline = time.monotonic() + timeout
         next_resend = time.monotonic() + 0.3
         while time.monotonic() < deadline:
             if not self.missing():
                 break
-            if time.monotonic() >= next_resend:
+            if resend and time.monotonic() >= next_resend:
                 for payload in self.missing():
                     address, packet = self._outbox[payload]
                     sender = self.hosts[address]
