@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
@@ -21,6 +23,31 @@ needs_root = pytest.mark.skipif(
     not IS_ROOT and not IN_CI,
     reason="needs root for network namespaces (not root and CI unset; CI runs these as root)",
 )
+
+
+def stop_process(p: subprocess.Popen[bytes]) -> None:
+    """Stop a daemon started with ``start_new_session``: its process group,
+    by its own pid; TERM, then KILL after 10 s."""
+    if p.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(p.pid, signal.SIGTERM)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait(timeout=5)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 15.0, poll: float = 0.2) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return bool(predicate())
 
 
 def run(argv: Sequence[str], *, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.daemon import SecpathDaemon, secpath_daemon, write_policy
-from tests.netns import namespaces, needs_root, run_in, veth
+from tests.netns import namespaces, needs_root, run_in, veth, wait_until
 
 A, B = "10.77.0.1", "10.77.0.2"
 PSK = "monitor-test-psk-not-secret"
@@ -51,15 +51,6 @@ def log_records(d: SecpathDaemon) -> list[dict[str, Any]]:
     return [json.loads(x) for x in d.cli("log", "show", "--json").splitlines() if x.strip()]
 
 
-def wait(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 @needs_root
 def test_counters_log_metrics_and_view(tmp_path: Path) -> None:
     key = psk_file(tmp_path / "a.psk", PSK)
@@ -89,7 +80,7 @@ def test_counters_log_metrics_and_view(tmp_path: Path) -> None:
                     stats["quick_mode"]["bad_spi_packets"] and stats["quick_mode"]["packets_not_decrypted"]
                 )
 
-            assert wait(settled), stats
+            assert wait_until(settled), stats
             assert stats["main_mode"]["main_mode_sas"] == 1 and stats["main_mode"]["quick_mode_sas"] == 1
             assert stats["quick_mode"]["confidential_bytes_sent"] > 0
             assert stats["rules"]["path"]["state"] == "up"
@@ -154,7 +145,7 @@ def test_wrong_psk_and_no_common_proposal_are_explained(tmp_path: Path) -> None:
             secpath_daemon(ns["fb"], pb, tmp_path / "db") as db,
         ):
             run_in(ns["fa"], ["ping", "-c", "2", "-W", "1", B], check=False)
-            assert wait(
+            assert wait_until(
                 lambda: "AUTHENTICATION_FAILED" in da.status()["hosts"][0]["rules"][0]["last_failure"]
             )
             stats = json.loads(da.cli("stats", "--json"))
@@ -174,7 +165,9 @@ def test_wrong_psk_and_no_common_proposal_are_explained(tmp_path: Path) -> None:
             secpath_daemon(ns["fb"], pc, tmp_path / "dc"),
         ):
             run_in(ns["fa"], ["ping", "-c", "2", "-W", "1", B], check=False)
-            assert wait(lambda: "NO_PROPOSAL_CHOSEN" in da.status()["hosts"][0]["rules"][0]["last_failure"])
+            assert wait_until(
+                lambda: "NO_PROPOSAL_CHOSEN" in da.status()["hosts"][0]["rules"][0]["last_failure"]
+            )
             failure = da.status()["hosts"][0]["rules"][0]["last_failure"]
             assert "we offered aes128-sha256-modp2048" in failure
             assert json.loads(da.cli("stats", "--json"))["main_mode"]["negotiation_failures"] >= 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.daemon import SecpathDaemon, secpath_daemon, write_policy
 from tests.interop.test_strongswan_interop import PSK, S_IN, SWANCTL, W_IN, S, W
-from tests.netns import namespaces, needs_root, run_in, veth
+from tests.netns import namespaces, needs_root, run_in, veth, wait_until
 from tests.strongswan import Charon, charon, needs_strongswan
 
 CONF = SWANCTL.format(
@@ -32,16 +32,6 @@ CONF = SWANCTL.format(
 
 def ping(ns: str, count: int = 3) -> subprocess.CompletedProcess[str]:
     return run_in(ns, ["ping", "-c", str(count), "-i", "0.2", "-W", "2", "-I", S_IN, W_IN], check=False)
-
-
-def until(predicate: object, timeout: float = 15.0) -> bool:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def children(d: SecpathDaemon) -> list[dict[str, object]]:
@@ -117,10 +107,10 @@ def test_rekeys_deletes_and_restart(tmp_path: Path) -> None:
             out, _ = flow.communicate(timeout=60)
             received = int(re.search(r"(\d+) received", out).group(1))  # type: ignore[union-attr]
             assert received == 100, out + d.log.read_text()[-3000:]
-            assert until(
+            assert wait_until(
                 lambda: len(children(d)) == 1 and {c["spi_in"] for c in children(d)}.isdisjoint(spis_before)
             )
-            assert until(
+            assert wait_until(
                 lambda: len(ike_sas(d)) == 1 and {s["ike_sa"] for s in ike_sas(d)}.isdisjoint(ike_before)
             )
             stats = d.cli("stats", "--json")
@@ -128,13 +118,13 @@ def test_rekeys_deletes_and_restart(tmp_path: Path) -> None:
 
             # delete from strongSwan: secpath follows; traffic negotiates again
             c.swanctl("--terminate", "--ike", "sp")
-            assert until(lambda: not children(d) and not ike_sas(d))
+            assert wait_until(lambda: not children(d) and not ike_sas(d))
             assert ping(ns["sp"]).returncode == 0
             assert len(children(d)) == 1
 
             # delete from secpath: strongSwan follows
             d.cli("terminate", "path")
-            assert until(lambda: "ESTABLISHED" not in c.swanctl("--list-sas"))
+            assert wait_until(lambda: "ESTABLISHED" not in c.swanctl("--list-sas"))
             assert ping(ns["sp"]).returncode == 0
 
             # strongSwan restarted: DPD notices, the old SAs go, traffic re-establishes
@@ -143,7 +133,7 @@ def test_rekeys_deletes_and_restart(tmp_path: Path) -> None:
             restarted.start()
             try:
                 restarted.load(CONF)
-                assert until(lambda: not ike_sas(d), timeout=20), d.status()
+                assert wait_until(lambda: not ike_sas(d), timeout=20), d.status()
                 assert any(e["kind"] == "ike-down" for e in d.status()["events"])
                 assert ping(ns["sp"], 5).returncode == 0, d.log.read_text()[-2000:]
                 assert "ESTABLISHED" in restarted.swanctl("--list-sas")

@@ -12,13 +12,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from secpath.cli import app
 from secpath.cli._output import console, err_console, print_json
 from secpath.daemon.control import DEFAULT_CONTROL_PATH, ControlError, request
 from secpath.errors import LocalError
-from secpath.monitor.stats import MAIN_MODE, QUICK_MODE
+from secpath.monitor.view import sa_tables, statistics_tables
 from secpath.policy.loader import PolicyFileError, load_policy
 
 ControlOption = Annotated[
@@ -204,43 +203,8 @@ def status(
         return
     p = data["policy"]
     console.print(f"[bold]{escape(p['name'])}[/] ({escape(p['file'])}), up {data['uptime_s']} s")
-    rules = Table(title="rules", title_justify="left", header_style="bold")
-    for c in ("rule", "behavior", "mode", "state", "bytes in/out", "last failure"):
-        rules.add_column(c)
-    ike = Table(title="IKE SAs (main mode)", title_justify="left", header_style="bold")
-    for c in ("local", "remote", "identities", "proposal", "NAT"):
-        ike.add_column(c)
-    child = Table(title="Child SAs (quick mode)", title_justify="left", header_style="bold")
-    for c in ("rule", "peer", "SA", "SPIs in/out", "selectors", "bytes in/out"):
-        child.add_column(c)
-    for host in data["hosts"]:
-        for r in host["rules"]:
-            rules.add_row(
-                r["rule"],
-                r["behavior"],
-                r["mode"],
-                r["state"],
-                f"{r['bytes_in']}/{r['bytes_out']}",
-                escape(r["last_failure"]),
-            )
-        for s in host["ike_sas"]:
-            nat = (
-                ", ".join(x for x, on in (("local", s["nat_local"]), ("remote", s["nat_remote"])) if on)
-                or "-"
-            )
-            ike.add_row(s["local"], s["remote"], f"{s['local_id']} <-> {s['remote_id']}", s["proposal"], nat)
-        for s in host["child_sas"]:
-            child.add_row(
-                s["rule"],
-                s["peer"],
-                f"{s['transform']} {s['mode']} {s['encapsulation']}",
-                f"{s['spi_in']}/{s['spi_out']}",
-                f"{', '.join(s['local_ts'])} <-> {', '.join(s['remote_ts'])}",
-                f"{s['bytes_in']}/{s['bytes_out']}",
-            )
-    console.print(rules)
-    console.print(ike)
-    console.print(child)
+    for table in sa_tables(data):
+        console.print(table)
 
 
 @app.command()
@@ -254,13 +218,5 @@ def stats(
     if as_json:
         print_json(data)
         return
-    for title, table_def, values in (
-        ("Main Mode", MAIN_MODE, data["main_mode"]),
-        ("Quick Mode", QUICK_MODE, data["quick_mode"]),
-    ):
-        table = Table(title=title, title_justify="left", header_style="bold")
-        table.add_column("statistic")
-        table.add_column("value", justify="right")
-        for s in table_def:
-            table.add_row(s.name, str(values[s.key]))
+    for table in statistics_tables(data):
         console.print(table)

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from secpath.monitor.stats import MAIN_MODE, QUICK_MODE
 
-__all__ = ["render_monitor"]
+__all__ = ["render_monitor", "sa_tables", "statistics_tables"]
 
 _STATE_STYLE = {"up": "green", "negotiating": "yellow", "down": "bold red", "n/a": "dim"}
 
@@ -26,6 +26,31 @@ def render_monitor(status: dict[str, Any], stats: dict[str, Any]) -> RenderableT
         f"[bold]Active policy[/] {escape(policy['name'])} — {escape(policy.get('description') or '')}\n"
         f"file {escape(policy['file'])}, last change {loaded}, up {status['uptime_s']} s"
     )
+    paths, main, quick = sa_tables(status)
+    return Group(
+        Panel(head, title="IP Security Monitor"), paths, main, quick, Columns(statistics_tables(stats))
+    )
+
+
+def statistics_tables(stats: dict[str, Any]) -> list[Table]:
+    """The main mode and quick mode statistics, with the guide's names."""
+    tables = []
+    for title, table_def, values in (
+        ("Main Mode statistics", MAIN_MODE, stats["main_mode"]),
+        ("Quick Mode statistics", QUICK_MODE, stats["quick_mode"]),
+    ):
+        t = Table(title=title, title_justify="left", header_style="bold")
+        t.add_column("statistic")
+        t.add_column("value", justify="right")
+        for stat in table_def:
+            t.add_row(stat.name, str(values.get(stat.key, 0)))
+        tables.append(t)
+    return tables
+
+
+def sa_tables(status: dict[str, Any]) -> tuple[Table, Table, Table]:
+    """(paths configured vs active, main mode SAs, quick mode SAs) of a
+    ``secpath status --json`` document; ``secpath status`` prints these too."""
     paths = Table(
         title="Paths (configured vs active)", title_justify="left", header_style="bold", expand=True
     )
@@ -69,15 +94,4 @@ def render_monitor(status: dict[str, Any], stats: dict[str, Any]) -> RenderableT
                 f"{c['bytes_in']}/{c['bytes_out']}",
                 f"{c['age_s']} s",
             )
-    statistics = []
-    for title, table_def, values in (
-        ("Main Mode statistics", MAIN_MODE, stats["main_mode"]),
-        ("Quick Mode statistics", QUICK_MODE, stats["quick_mode"]),
-    ):
-        t = Table(title=title, title_justify="left", header_style="bold")
-        t.add_column("statistic")
-        t.add_column("value", justify="right")
-        for stat in table_def:
-            t.add_row(stat.name, str(values.get(stat.key, 0)))
-        statistics.append(t)
-    return Group(Panel(head, title="IP Security Monitor"), paths, main, quick, Columns(statistics))
+    return paths, main, quick
