@@ -69,3 +69,15 @@ def test_help_teaches() -> None:
     r = runner.invoke(app, ["check", "--help"])
     assert r.exit_code == 0
     assert "Exit codes" in r.output and "--strict" in r.output
+
+
+def test_topology_files_are_checked_as_topologies(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["check", "--json", str(EXAMPLES / "topology.toml"), str(EXAMPLES / "router-a.toml")])
+    assert r.exit_code == 0, r.output
+    topo, policy = json.loads(r.stdout)["files"]
+    assert topo["kind"] == "topology" and topo["paths"] > 10 and topo["valid"]
+    assert policy["kind"] == "policy"
+    bad = tmp_path / "t.toml"
+    bad.write_text('[deployment]\nname = "x"\ndomain = "d.example"\n[[server]]\nname = "a"\nrole = "bogus"\n')
+    r = runner.invoke(app, ["check", str(bad)])
+    assert r.exit_code == 2 and "invalid" in r.output
