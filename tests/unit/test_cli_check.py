@@ -72,7 +72,9 @@ def test_help_teaches() -> None:
 
 
 def test_topology_files_are_checked_as_topologies(tmp_path: Path) -> None:
-    r = runner.invoke(app, ["check", "--json", str(EXAMPLES / "topology.toml"), str(EXAMPLES / "router-a.toml")])
+    r = runner.invoke(
+        app, ["check", "--json", str(EXAMPLES / "topology.toml"), str(EXAMPLES / "router-a.toml")]
+    )
     assert r.exit_code == 0, r.output
     topo, policy = json.loads(r.stdout)["files"]
     assert topo["kind"] == "topology" and topo["paths"] > 10 and topo["valid"]
