@@ -122,3 +122,51 @@ def test_secpath_to_secpath(tmp_path: Path, mode: str) -> None:
         # cleanup: no routes, rules or TUN device left in A's namespace
         assert "1516" not in run_in(ns["spa"], ["ip", "rule"]).stdout
         assert "secpath0" not in run_in(ns["spa"], ["ip", "link"]).stdout
+
+
+LISTEN = textwrap.dedent(
+    """
+    import socket, sys
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], 9999)); s.settimeout(3)
+    try:
+        print(s.recv(100).decode())
+    except TimeoutError:
+        print("nothing")
+    """
+)
+SEND_CLEAR = (
+    "import socket,sys; "
+    "socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'clear text', (sys.argv[1], 9999))"
+)
+
+
+def clear_text_arrives(ns_listener: str, ns_sender: str, address: str) -> bool:
+    import subprocess
+    import time
+
+    listener = subprocess.Popen(
+        ["ip", "netns", "exec", ns_listener, sys.executable, "-c", LISTEN, address],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5)
+    run_in(ns_sender, [sys.executable, "-c", SEND_CLEAR, address])
+    out, _ = listener.communicate(timeout=10)
+    return out.strip() == "clear text"
+
+
+@needs_root
+def test_clear_text_from_a_peer_without_ipsec_is_refused(tmp_path: Path) -> None:
+    """The guide's "Do not communicate with computers that do not support
+    IPsec": B runs no IPsec; its clear text to A is dropped while A's policy
+    runs, and arrives once A's daemon is down (so the drop was secpath's)."""
+    key = psk(tmp_path)
+    with namespaces("ca", "cb") as ns:
+        veth(ns["ca"], f"{A}/24", ns["cb"], f"{B}/24")
+        pa = write_policy(tmp_path / "a.toml", me=A, peer=B, psk_file=key)
+        with secpath_daemon(ns["ca"], pa, tmp_path / "da") as da:
+            assert "table inet secpath" in run_in(ns["ca"], ["nft", "list", "tables"]).stdout
+            assert not clear_text_arrives(ns["ca"], ns["cb"], A)
+            da.cli("down")
+        assert "secpath" not in run_in(ns["ca"], ["nft", "list", "tables"]).stdout
+        assert clear_text_arrives(ns["ca"], ns["cb"], A)

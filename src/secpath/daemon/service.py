@@ -28,6 +28,7 @@ from secpath.agent.split import split_policy
 from secpath.agent.status import agent_keys, agent_status
 from secpath.daemon.control import ControlServer
 from secpath.daemon.driver import AgentDriver
+from secpath.daemon.firewall import Firewall
 from secpath.daemon.netsetup import NetSetup, RoutingConfig
 from secpath.daemon.tun import TunDevice
 from secpath.errors import LocalError
@@ -87,6 +88,7 @@ class Daemon:
         self.events: list[dict[str, Any]] = []  # recent agent events, for status
         self._netlink_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="netlink")
         self.log: NegotiationLog | None = None
+        self._firewall: Firewall | None = None
         self.metrics: MetricsServer | None = None
 
     # -- lifecycle -------------------------------------------------------------
@@ -104,6 +106,8 @@ class Daemon:
             await self._netlink(self._net.link_up, self._tun.name, self.options.mtu)
             _sysctl(f"net/ipv4/conf/{self._tun.name}/rp_filter", "0")
             await self._netlink(self._net.install_rules)
+            self._firewall = Firewall()
+            self._firewall.remove()  # a crashed run's table
             mark = self.options.routing.fwmark
             self._raw_out = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
             self._raw_out.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
@@ -153,6 +157,8 @@ class Daemon:
             self._raw_esp.close()
         if self._raw_out is not None:
             self._raw_out.close()
+        if self._firewall is not None:
+            self._firewall.remove()
         if self._net is not None:
             await self._netlink(self._net.cleanup)
             await self._netlink(self._net.close)
@@ -195,6 +201,19 @@ class Daemon:
                 _close_host(host)
                 await self._netlink(self._net.remove_routes, host.routes)
             raise
+        if self._firewall is not None:
+            try:
+                self._firewall.apply(
+                    [policy],
+                    tun=self._tun.name,
+                    fwmark=self.options.routing.fwmark,
+                    ports=(self.options.ike_port, self.options.nat_t_port),
+                )
+            except LocalError:
+                for host in hosts.values():
+                    _close_host(host)
+                    await self._netlink(self._net.remove_routes, host.routes)
+                raise
         self.hosts = hosts
         self._by_packed = {ipaddress.ip_address(a).packed: h for a, h in hosts.items()}
         self.policy = policy
