@@ -281,3 +281,22 @@ def test_engine_drops_are_counted_as_the_guide_names_them() -> None:
     net.run()
     assert b.stats.main_mode["active_receive"] == 0 and b.stats.main_mode["main_mode_sas"] == 1
     assert b.stats.main_mode["total_get_spi"] == 1 and b.stats.quick_mode["key_additions"] == 1
+
+
+def test_esp_follows_a_nat_rebinding_only_after_authentication() -> None:
+    a, b = (
+        agent(policy(A, B), 1, force_udp_encapsulation=True),
+        agent(policy(B, A), 2, force_udp_encapsulation=True),
+    )
+    net = Net({A: a, B: b})
+    a.send_packet(udp_packet(A, B, b"first"), 0.0)
+    net.run()
+    # A's NAT mapping changes: its next ESP arrives from port 4600
+    a.send_packet(udp_packet(A, B, b"second"), 1.0)
+    (esp,) = [o for o in a.transmit() if o.source_port == 4500]
+    b.receive_datagram(b"\x00\x00\x01\x00" + bytes(40), (A, 4700), 4500, 1.0)  # forged: ignored
+    b.receive_datagram(esp.data, (A, 4600), 4500, 1.0)
+    assert b.deliver()[0].endswith(b"second")
+    b.send_packet(udp_packet(B, A, b"reply", 7, 40000), 1.0)
+    (out,) = b.transmit()
+    assert out.destination == (A, 4600)

@@ -258,7 +258,7 @@ class PolicyAgent:
         p = child.parameters
         if p.udp_encapsulation is not None:
             self._transmit.append(
-                Outgoing(strip_outer_udp(wire), (child.peer, p.udp_encapsulation[1]), NAT_T_PORT)
+                Outgoing(strip_outer_udp(wire), (child.peer, child.peer_port), NAT_T_PORT)
             )
         else:
             self._transmit.append(Outgoing(wire, (child.peer, 0), 0))
@@ -291,7 +291,11 @@ class PolicyAgent:
             return
         spi = int.from_bytes(data[:4], "big")
         header = self._headers.header(source[0], self.local_address, source[1], local_port, len(data))
-        self._open(header + data, now, spi)
+        child = self._open(header + data, now, spi)
+        if child is not None and child.peer_port != source[1]:
+            # RFC 7296 §2.23: the NAT mapping changed; follow it, but only
+            # after a packet that authenticated
+            child.peer_port = source[1]
 
     def receive_packet(self, packet: bytes, now: float) -> None:
         """A whole IP packet from the network: raw ESP, or clear text."""
@@ -351,46 +355,48 @@ class PolicyAgent:
                 AgentEvent(kind, None, f"{peer[0]}:{peer[1]}", detail, None, exchange, message_id, spis)
             )
 
-    def _open(self, packet: bytes, now: float, spi: int | None) -> None:
-        """Decapsulate an ESP (or ESP-in-UDP) packet and deliver what is inside."""
+    def _open(self, packet: bytes, now: float, spi: int | None) -> ChildInfo | None:
+        """Decapsulate an ESP (or ESP-in-UDP) packet and deliver what is inside;
+        the Child SA it authenticated for, if it did."""
         q = self.stats.quick_mode
         if spi is None:
             try:
                 spi = esp_spi(packet)
             except (NatKeepalive, NonEspMarker):
-                return
+                return None
             except EspParseError:
                 q["packets_not_decrypted"] += 1
-                return
+                return None
         child = self._inbound.get(spi)
         if child is None:
             q["bad_spi_packets"] += 1
-            return
+            return None
         try:
             inner = child.inbound.decapsulate(packet)
         except ReplayError:
             q["packets_with_replay_detection"] += 1
-            return
+            return None
         except IntegrityError:
             q["packets_not_authenticated"] += 1
-            return
+            return None
         except (PaddingError, DecryptError, EspParseError):
             q["packets_not_decrypted"] += 1
-            return
+            return None
         except (EspDrop, LifetimeExpiredError) as exc:
             self._emit("dropped", child.rule, child.peer, f"ESP packet refused: {exc}")
             self._sa_events(child, now)
-            return
+            return None
         if not inner:
-            return  # a dummy packet (RFC 4303 §2.6)
+            return child  # a dummy packet (RFC 4303 §2.6): it authenticated
         if not self._selectors_allow(child, inner):
-            return
+            return None
         totals = self.stats.rule(child.rule)
         totals.packets_in += 1
         totals.bytes_in += len(inner)
         self._count_bytes(child, len(inner), "received")
         self._deliver.append(inner)
         self._sa_events(child, now)
+        return child
 
     def _selectors_allow(self, child: ChildInfo, inner: bytes) -> bool:
         """RFC 4301 §5.2: the inner packet must match the SA's selectors

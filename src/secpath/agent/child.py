@@ -64,4 +64,5 @@ def build_child(rule: Rule, event: ChildSaInstalled, ike: IkeSaEstablished | Non
         local_ts=event.local_ts,
         remote_ts=event.remote_ts,
         installed_at=now,
+        peer_port=event.outbound.udp_encapsulation[1] if event.outbound.udp_encapsulation else 0,
     )

@@ -74,6 +74,7 @@ class ChildInfo:
     local_ts: tuple[TrafficSelector, ...]
     remote_ts: tuple[TrafficSelector, ...]
     installed_at: float
+    peer_port: int = 0  # where ESP-in-UDP goes; follows the peer's NAT mapping
 
 
 @dataclass(slots=True)
