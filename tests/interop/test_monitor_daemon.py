@@ -114,6 +114,12 @@ def test_counters_log_metrics_and_view(tmp_path: Path) -> None:
             time.sleep(0.5)
             assert len(log_records(da)) == n
             da.cli("log", "enable", "--level", "1")
+            # --reset zeroes the counters (gauges describe the present and stay)
+            before = json.loads(da.cli("stats", "--json", "--reset"))
+            after = json.loads(da.cli("stats", "--json"))
+            assert before["quick_mode"]["bad_spi_packets"] >= 1
+            assert after["quick_mode"]["bad_spi_packets"] == 0
+            assert after["quick_mode"]["key_deletions"] == 0
             view = da.cli("monitor", "--once")
             for text in (
                 "IP Security Monitor",
