@@ -13,13 +13,13 @@ import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from secpath.crypto.registry import DH_GROUP_ALIASES, ESP_ENCRYPTION
 from secpath.errors import LocalError
-from secpath.policy.fields import AUTH_KEYS, SECTIONS, Key, Section
+from secpath.policy._reader import MISSING, ConfigIssue, PolicyFileError, TableReader, expected_text
+from secpath.policy.fields import AUTH_KEYS, SECTIONS
 from secpath.policy.model import (
     ANY_PORT,
     PROTOCOL_NAMES,
@@ -47,37 +47,7 @@ from secpath.policy.model import (
 
 __all__ = ["ConfigIssue", "PolicyFileError", "load_policy", "parse_policy"]
 
-_MISSING: Any = object()
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigIssue:
-    """One problem in a configuration file."""
-
-    file: str
-    key: str
-    message: str
-    value: object = None
-    expected: str = ""
-
-    def __str__(self) -> str:
-        text = f"{self.file}: {self.key}: {self.message}"
-        if self.value is not None:
-            text += f" (got {self.value!r})"
-        if self.expected:
-            text += f"; expected {self.expected}"
-        return text
-
-
-class PolicyFileError(LocalError):
-    """The policy file is invalid; :attr:`issues` lists every problem."""
-
-    def __init__(self, file: str, issues: list[ConfigIssue]) -> None:
-        self.file = file
-        self.issues = tuple(issues)
-        lines = "\n".join(f"  {i}" for i in self.issues)
-        super().__init__(f"{file}: {len(self.issues)} problem(s)\n{lines}")
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -107,112 +77,7 @@ def parse_policy(data: Mapping[str, Any], source: Path | None = None) -> Policy:
     return _Loader(source).load(data)
 
 
-def _expected(key: Key) -> str:
-    parts: list[str] = []
-    if key.choices:
-        parts.append(" | ".join(key.choices))
-    if key.int_choices:
-        parts.append(" | ".join(str(i) for i in key.int_choices))
-    if not parts:
-        parts.append(key.help)
-    return " | ".join(parts)
-
-
-class _Loader:
-    def __init__(self, source: Path | None) -> None:
-        self.source = source
-        self.file = str(source) if source is not None else "<policy>"
-        self.base = source.parent if source is not None else Path()
-        self.issues: list[ConfigIssue] = []
-        # names of filter lists/actions that exist but failed validation:
-        # a rule referring to one is not reported a second time
-        self.invalid_names: set[str] = set()
-
-    # -- problem reporting -------------------------------------------------
-
-    def problem(self, key: str, message: str, value: object = None, expected: str = "") -> None:
-        self.issues.append(ConfigIssue(self.file, key, message, value, expected))
-
-    # -- generic table reading --------------------------------------------
-
-    def table(self, data: Mapping[str, Any], path: str, section: Section) -> dict[str, Any]:
-        """Type-check a table against its section; unknown keys are problems.
-
-        Returns the values that passed their type check (defaults filled in).
-        """
-        out: dict[str, Any] = {}
-        for name in data:
-            if section.key(name) is None:
-                self.problem(f"{path}.{name}", "unknown key", None, "one of " + ", ".join(section.names))
-        for key in section.keys:
-            where = f"{path}.{key.name}"
-            value = data.get(key.name, _MISSING)
-            if value is _MISSING:
-                if key.required:
-                    self.problem(where, "missing", None, _expected(key))
-                elif key.default is not None:
-                    out[key.name] = key.default
-                continue
-            checked = self.check(where, key, value)
-            if checked is not _MISSING:
-                out[key.name] = checked
-        return out
-
-    def check(self, where: str, key: Key, value: Any) -> Any:
-        kind = key.kind
-        if kind == "str":
-            if not isinstance(value, str):
-                self.problem(where, "must be a string", value, _expected(key))
-                return _MISSING
-            if key.choices and value not in key.choices:
-                self.problem(where, "not accepted", value, _expected(key))
-                return _MISSING
-            return value
-        if kind == "bool":
-            if not isinstance(value, bool):
-                self.problem(where, "must be true or false", value)
-                return _MISSING
-            return value
-        if kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                self.problem(where, "must be an integer", value, _expected(key))
-                return _MISSING
-            return self.check_int(where, key, value)
-        if kind == "int_or_str":
-            if isinstance(value, bool) or not isinstance(value, int | str):
-                self.problem(where, "must be an integer or a string", value, _expected(key))
-                return _MISSING
-            return value  # the section's own code interprets it
-        if kind == "str_list":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                self.problem(where, "must be a list of strings", value)
-                return _MISSING
-            return value
-        if kind == "table_list":
-            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-                self.problem(where, "must be an array of tables ([[...]])", None)
-                return _MISSING
-            return value
-        raise AssertionError(kind)
-
-    def check_int(self, where: str, key: Key, value: int) -> Any:
-        if key.int_choices and value not in key.int_choices:
-            self.problem(where, "not accepted", value, _expected(key))
-            return _MISSING
-        if key.minimum is not None and value < key.minimum:
-            self.problem(where, f"must be at least {key.minimum}", value)
-            return _MISSING
-        if key.maximum is not None and value > key.maximum:
-            self.problem(where, f"must be at most {key.maximum}", value)
-            return _MISSING
-        return value
-
-    def path_of(self, text: str) -> Path:
-        p = Path(text)
-        return p if p.is_absolute() else self.base / p
-
-    # -- sections ----------------------------------------------------------
-
+class _Loader(TableReader):
     def load(self, data: Mapping[str, Any]) -> Policy:
         for name in data:
             if name not in (
@@ -295,23 +160,6 @@ class _Loader:
             listen, log_file, level, t.get("log_max_bytes", 10 * 1024 * 1024), t.get("log_backups", 3)
         )
 
-    def section(self, data: Mapping[str, Any], name: str) -> dict[str, Any]:
-        raw = data.get(name, _MISSING)
-        sec = SECTIONS[name]
-        if raw is _MISSING:
-            self.problem(f"[{name}]", "missing section", None, sec.help)
-            return {}
-        if not isinstance(raw, dict):
-            self.problem(name, "must be a table", None, f"[{name}]")
-            return {}
-        return self.table(raw, name, sec)
-
-    def list_of(self, raw: Any, name: str) -> list[tuple[str, dict[str, Any]]]:
-        if not isinstance(raw, list) or not all(isinstance(v, dict) for v in raw):
-            self.problem(name, "must be an array of tables", None, f"[[{name}]]")
-            return []
-        return [(f"{name}[{i}]", cast(dict[str, Any], v)) for i, v in enumerate(raw)]
-
     def local(self, t: dict[str, Any]) -> Local | None:
         addrs: list[IpAddress] = []
         for i, text in enumerate(t.get("addresses", [])):
@@ -335,7 +183,7 @@ class _Loader:
         allow1 = bool(t.get("allow_dh_group1", False))
         for where, raw in self.list_of(t.get("method", []), "key_exchange.method"):
             m = self.table(raw, where, SECTIONS["key_exchange.method"])
-            group = self.dh_group(f"{where}.dh_group", m.get("dh_group", _MISSING))
+            group = self.dh_group(f"{where}.dh_group", m.get("dh_group", MISSING))
             if group == 1 and not allow1:
                 self.problem(
                     f"{where}.dh_group",
@@ -357,15 +205,15 @@ class _Loader:
     def dh_group(self, where: str, value: Any) -> int | None:
         key = SECTIONS["key_exchange.method"].key("dh_group")
         assert key is not None
-        if value is _MISSING:
+        if value is MISSING:
             return None
         if isinstance(value, str):
             alias = DH_GROUP_ALIASES.get(value.lower())
             if alias is None:
-                self.problem(where, "unknown DH group name", value, _expected(key))
+                self.problem(where, "unknown DH group name", value, expected_text(key))
             return alias
         if value not in key.int_choices:
-            self.problem(where, "unknown DH group", value, _expected(key))
+            self.problem(where, "unknown DH group", value, expected_text(key))
             return None
         return int(value)
 
