@@ -14,11 +14,13 @@ from cryptography import x509
 
 from secpath.errors import LocalError
 from secpath.ike.auth import Identity, PrivateKey
+from secpath.ike.kerberos import KerberosCredentials, principal_identity
 from secpath.ike.selectors import SelectorPair, rule_selectors
 from secpath.policy.model import (
     Behavior,
     CertificateAuth,
     IpAddress,
+    KerberosAuth,
     KeyExchange,
     Policy,
     PskAuth,
@@ -35,16 +37,20 @@ class Credentials:
 
     ``psk`` for PSK rules; ``certificate`` + ``private_key`` (+
     ``intermediates``) for certificate rules, whose peers are validated
-    against ``trust_anchors`` (the rule's CA)."""
+    against ``trust_anchors`` (the rule's CA); ``kerberos`` for Kerberos
+    rules (docs/kerberos.md), which take precedence over the others."""
 
     psk: Secret | None = None
     certificate: x509.Certificate | None = None
     private_key: PrivateKey | None = field(default=None, repr=False)
     intermediates: tuple[x509.Certificate, ...] = ()
     trust_anchors: tuple[x509.Certificate, ...] = ()
+    kerberos: KerberosCredentials | None = None
 
     @property
     def method(self) -> str:
+        if self.kerberos is not None:
+            return "kerberos"
         return "psk" if self.psk is not None else "certificate"
 
 
@@ -104,7 +110,10 @@ class IkeConfig:
         kinds = [type(a) for a in r.authentication]
         if credentials.psk is not None and PskAuth not in kinds:
             raise LocalError(f"rule {r.name!r}: a PSK was given but the rule has no psk method")
-        if credentials.psk is None:
+        if credentials.kerberos is not None:
+            if KerberosAuth not in kinds:
+                raise LocalError(f"rule {r.name!r}: Kerberos credentials but no kerberos method")
+        elif credentials.psk is None:
             if CertificateAuth not in kinds:
                 raise LocalError(f"rule {r.name!r}: no psk or certificate method usable here")
             if credentials.certificate is None or credentials.private_key is None:
@@ -116,6 +125,9 @@ class IkeConfig:
         if not esn:
             raise LocalError("esn: offer at least one of False/True")
         local_id = Identity.parse(policy.local.identity)
+        if credentials.kerberos is not None:
+            # docs/kerberos.md §4: the initiator's principal is its IKE identity
+            local_id = principal_identity(credentials.kerberos.provider.principal)
         remote_id = Identity.parse(r.remote_id) if r.remote_id is not None else None
         return cls(
             rule=r,

@@ -12,6 +12,7 @@ from secpath.ike.events import ChildSaFailed, IkeSaEstablished
 from secpath.ike.exchange_child import accept_child, finish_child, request_child
 from secpath.ike.exchange_init import certreq
 from secpath.ike.exchange_rekey import ike_lifetimes
+from secpath.ike.kerberos import GSS_TOKEN
 from secpath.ike.message import Header, Message
 from secpath.ike.payloads import (
     AuthPayload,
@@ -29,7 +30,8 @@ from secpath.ike.proposal import esp_proposals, esp_suites
 from secpath.ike.sa import IkeSa
 from secpath.ike.state import State
 
-__all__ = ["auth_request_step", "auth_response_step", "start_auth"]
+__all__ = ["auth_request_step", "auth_response_step", "finish_initiator", "refused",
+           "responder_child", "start_auth"]
 
 _FAILED = NotifyType.AUTHENTICATION_FAILED
 
@@ -87,15 +89,23 @@ def start_auth(sa: IkeSa, now: float) -> None:
     cfg = sa.config
     assert sa.keys is not None
     sa.local_id = cfg.local_id
-    octets = auth.signed_octets(sa.prf, sa.keys.sk_pi, sa.init_request, sa.nr, cfg.local_id)
-    payloads: list[Payload] = [IdiPayload(cfg.local_id.id_type, cfg.local_id.data)]
-    own = _own_auth(sa, cfg, octets)
-    payloads += [p for p in own if isinstance(p, CertPayload)]
-    if cfg.credentials.psk is None:
-        payloads.append(certreq(sa))
-    if cfg.remote_id is not None:
-        payloads.append(IdrPayload(cfg.remote_id.id_type, cfg.remote_id.data))
-    payloads += [p for p in own if isinstance(p, AuthPayload)]
+    if cfg.credentials.kerberos is not None:
+        from secpath.ike.exchange_kerberos import start_kerberos
+
+        first = start_kerberos(sa)  # docs/kerberos.md §3: IDi, IDr, GSS_TOKEN(AP-REQ)
+        if first is None:
+            return
+        payloads = first
+    else:
+        octets = auth.signed_octets(sa.prf, sa.keys.sk_pi, sa.init_request, sa.nr, cfg.local_id)
+        payloads = [IdiPayload(cfg.local_id.id_type, cfg.local_id.data)]
+        own = _own_auth(sa, cfg, octets)
+        payloads += [p for p in own if isinstance(p, CertPayload)]
+        if cfg.credentials.psk is None:
+            payloads.append(certreq(sa))
+        if cfg.remote_id is not None:
+            payloads.append(IdrPayload(cfg.remote_id.id_type, cfg.remote_id.data))
+        payloads += [p for p in own if isinstance(p, AuthPayload)]
     if cfg.rule.mode == "transport":
         payloads.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
     spi = sa.ctx.child_spi()
@@ -113,19 +123,34 @@ def start_auth(sa: IkeSa, now: float) -> None:
     sa.send_request(sa.encode(header, payloads), None, now)
 
 
+def refused(sa: IkeSa, message: Message) -> None:
+    """The IKE_AUTH response carries an error notify instead of what we wait for."""
+    error = next((n for n in message.all(NotifyPayload) if n.notify_type < 16384), None)
+    code = error.notify_type if error is not None else _FAILED
+    sa.fail(f"IKE_AUTH refused by the peer: {notify_name(code)} ({code})", code)
+
+
 def auth_response_step(sa: IkeSa, message: Message, now: float) -> State | None:
+    if sa.kerberos is not None:
+        from secpath.ike.exchange_kerberos import kerberos_response_step
+
+        return kerberos_response_step(sa, message, now)
     cfg = sa.config
     assert sa.keys is not None
     idr = message.get(IdrPayload)
     if idr is None:
-        error = next((n for n in message.all(NotifyPayload) if n.notify_type < 16384), None)
-        code = error.notify_type if error is not None else _FAILED
-        sa.fail(f"IKE_AUTH refused by the peer: {notify_name(code)} ({code})", code)
+        refused(sa, message)
         return None
     ident = _identity(idr)
     octets = auth.signed_octets(sa.prf, sa.keys.sk_pr, sa.init_response, sa.ni, ident)
     _verify_peer(sa, cfg, message, ident=ident, octets=octets, now=now)
     sa.remote_id = ident
+    return finish_initiator(sa, message, now)
+
+
+def finish_initiator(sa: IkeSa, message: Message, now: float) -> State:
+    """The peer is authenticated: the IKE SA is up, then the first Child SA."""
+    cfg = sa.config
     _established(sa, now)
     try:
         child = finish_child(sa, message, spi=sa.first_child_spi, nonces=(sa.ni, sa.nr),
@@ -163,13 +188,18 @@ def _pick_config(sa: IkeSa, ident: Identity, method: int) -> IkeConfig:
     for cfg in sa.configs:
         if cfg.remote_id is not None and cfg.remote_id != ident:
             continue
-        if (cfg.credentials.psk is not None) == psk:
+        if cfg.credentials.kerberos is None and (cfg.credentials.psk is not None) == psk:
             return cfg
     raise RemoteError(f"no rule for identity {ident} with AUTH method {method}", notify=_FAILED)
 
 
 def auth_request_step(sa: IkeSa, message: Message, now: float) -> State | None:
     assert sa.keys is not None
+    if sa.kerberos is not None or (message.get(AuthPayload) is None
+                                   and message.notify(GSS_TOKEN) is not None):
+        from secpath.ike.exchange_kerberos import kerberos_request_step
+
+        return kerberos_request_step(sa, message, now)
     header = message.header
     idi, auth_p = message.get(IdiPayload), message.get(AuthPayload)
     if idi is None or auth_p is None:
@@ -184,9 +214,18 @@ def auth_request_step(sa: IkeSa, message: Message, now: float) -> State | None:
     ours = auth.signed_octets(sa.prf, sa.keys.sk_pr, sa.init_response, sa.ni, cfg.local_id)
     payloads: list[Payload] = [IdrPayload(cfg.local_id.id_type, cfg.local_id.data),
                                *_own_auth(sa, cfg, ours)]
+    responder_child(sa, header, message, payloads, now)
+    return State.ESTABLISHED
+
+
+def responder_child(sa: IkeSa, header: Header, request: Message, payloads: list[Payload],
+                    now: float) -> None:
+    """The peer is authenticated: the IKE SA is up; answer the request of
+    ``header`` with ``payloads`` and the first Child SA that ``request``
+    asked for (RFC 7296 §1.2; §2.16 when they are not the same message)."""
     _established(sa, now)
     try:
-        child_payloads, child = accept_child(sa, message, nonces=(sa.ni, sa.nr), now=now,
+        child_payloads, child = accept_child(sa, request, nonces=(sa.ni, sa.nr), now=now,
                                              dh_group=None)
     except RemoteError as exc:
         payloads.append(NotifyPayload(exc.notify or NotifyType.NO_PROPOSAL_CHOSEN))
@@ -200,4 +239,3 @@ def auth_request_step(sa: IkeSa, message: Message, now: float) -> State | None:
     if child is not None:
         sa.children[child.inbound_spi] = child
         sa.ctx.emit(sa.installed(child))
-    return State.ESTABLISHED

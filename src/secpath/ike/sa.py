@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, cast
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 from secpath.crypto.dh import DhPrivateKey
 from secpath.crypto.kdf import ChildSaKeys, IkeSaKeys
@@ -38,6 +38,9 @@ from secpath.ike.payloads import NotifyPayload, Payload
 from secpath.ike.proposal import EspSuite, IkeSuite
 from secpath.ike.selectors import TrafficSelector
 from secpath.ike.state import State, lookup
+
+if TYPE_CHECKING:
+    from secpath.ike.exchange_kerberos import KerberosExchange
 
 __all__ = ["NAT_T_PORT", "ChildSa", "Context", "IkeSa", "Outstanding", "Request"]
 
@@ -167,6 +170,8 @@ class IkeSa:
     peer_rekey: IkeSa | None = None  # the peer's IKE rekey, during our own (§2.8.2)
     closed_reason: str = ""
     raw_in: bytes = b""  # the datagram being handled (RealMessage2 for §2.15)
+    # the Kerberos IKE_AUTH round trips in progress (docs/kerberos.md)
+    kerberos: KerberosExchange | None = None
 
     # -- identity ------------------------------------------------------------------
 

@@ -1,0 +1,204 @@
+"""IKE_AUTH with Kerberos V5 (docs/kerberos.md §3): two round trips, as
+with EAP (RFC 7296 §2.16).
+
+    I ─ IDi, IDr, N(GSS_TOKEN: AP-REQ), SAi2, TSi, TSr ─▶ R
+    I ◀─ IDr, N(GSS_TOKEN: AP-REP) ─────────────────────── R
+    I ─ AUTH(201) ─────────────────────────────────────▶ R
+    I ◀─ AUTH(201), SAr2, TSi, TSr ──────────────────────── R
+
+AUTH is prf(prf(MSK, "Key Pad for IKEv2"), <SignedOctets>) (§2.16), the MSK
+being GSS_Pseudo_random of the established context (RFC 4401).  The
+responder stays in INIT_DONE and the initiator in AUTH_SENT between the
+round trips (the step returns the state, :mod:`secpath.ike.state`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from secpath.errors import RemoteError
+from secpath.ike import auth
+from secpath.ike.auth import Identity
+from secpath.ike.constants import ExchangeType
+from secpath.ike.exchange_auth import _identity, finish_initiator, refused, responder_child
+from secpath.ike.kerberos import (
+    GSS_TOKEN,
+    KERBEROS_AUTH_METHOD,
+    MSK_LENGTH,
+    GssAcceptor,
+    GssInitiator,
+    KerberosCredentials,
+    KerberosError,
+    channel_bindings,
+    msk_seed,
+    principal_identity,
+    principal_realm,
+    target_principal,
+)
+from secpath.ike.message import Header, Message
+from secpath.ike.payloads import AuthPayload, IdiPayload, IdrPayload, NotifyPayload, Payload
+from secpath.ike.sa import IkeSa
+from secpath.ike.state import State
+from secpath.secret import Secret
+
+__all__ = ["KerberosExchange", "kerberos_request_step", "kerberos_response_step",
+           "start_kerberos"]
+
+_FAILED = auth.AUTHENTICATION_FAILED
+
+
+@dataclass(slots=True)
+class KerberosExchange:
+    """Between the two IKE_AUTH round trips: the GSS context, the peer's
+    identity, the MSK once the context is established, and (responder) the
+    first IKE_AUTH request, whose SA and TS the last response answers."""
+
+    context: GssInitiator | GssAcceptor
+    peer_id: Identity
+    msk: Secret | None = None
+    request: Message | None = None
+
+
+def _msk(sa: IkeSa, context: GssInitiator | GssAcceptor) -> Secret:
+    # RFC 4401 §2, docs/kerberos.md §5
+    return context.prf(msk_seed(sa.spi_i, sa.spi_r, sa.ni, sa.nr), MSK_LENGTH)
+
+
+def _bindings(sa: IkeSa) -> bytes:
+    return channel_bindings(sa.init_request, sa.init_response)
+
+
+# -- initiator -------------------------------------------------------------------
+
+
+def start_kerberos(sa: IkeSa) -> list[Payload] | None:
+    """IDi, IDr and the AP-REQ of the first IKE_AUTH request; ``None`` when
+    we cannot make one (the SA is failed with the GSS-API's reason)."""
+    cfg = sa.config
+    creds = cfg.credentials.kerberos
+    assert creds is not None
+    try:
+        target = target_principal(creds, cfg.remote_id)
+        peer_id = principal_identity(target)
+        context = creds.provider.initiator(target, _bindings(sa))
+        token = context.step(None)
+        if token is None:
+            raise KerberosError("GSS_Init_sec_context made no AP-REQ")
+    except KerberosError as exc:
+        sa.fail(f"Kerberos: no AP-REQ for {cfg.name!r}: {exc}", _FAILED)
+        return None
+    sa.kerberos = KerberosExchange(context, peer_id)
+    own = cfg.local_id
+    return [IdiPayload(own.id_type, own.data), IdrPayload(peer_id.id_type, peer_id.data),
+            NotifyPayload(GSS_TOKEN, token)]
+
+
+def kerberos_response_step(sa: IkeSa, message: Message, now: float) -> State | None:
+    exchange = sa.kerberos
+    assert exchange is not None and sa.keys is not None and sa.local_id is not None
+    if exchange.msk is None:
+        return _ap_rep(sa, exchange, message, now)
+    auth_p = message.get(AuthPayload)
+    if auth_p is None:
+        refused(sa, message)
+        return None
+    if auth_p.method != KERBEROS_AUTH_METHOD:
+        raise RemoteError(f"AUTH method {auth_p.method}, the rule uses Kerberos", notify=_FAILED)
+    assert sa.remote_id is not None
+    octets = auth.signed_octets(sa.prf, sa.keys.sk_pr, sa.init_response, sa.ni, sa.remote_id)
+    try:
+        auth.verify_psk(sa.prf, exchange.msk, octets, auth_p.data)  # RFC 7296 §2.16
+    except RemoteError as exc:
+        raise RemoteError("Kerberos: the responder's AUTH does not match the GSS-API key",
+                          notify=_FAILED) from exc
+    sa.kerberos = None
+    return finish_initiator(sa, message, now)
+
+
+def _ap_rep(sa: IkeSa, exchange: KerberosExchange, message: Message, now: float) -> State | None:
+    idr, token = message.get(IdrPayload), message.notify(GSS_TOKEN)
+    if idr is None or token is None:
+        refused(sa, message)
+        return None
+    ident = _identity(idr)
+    if ident != exchange.peer_id:
+        raise RemoteError(f"Kerberos: the responder is {ident}, the ticket is for "
+                          f"{exchange.peer_id}", notify=_FAILED)
+    context = exchange.context
+    try:
+        context.step(token.data)  # RFC 4121 §4.1: AP-REP, mutual authentication
+        if not context.complete:
+            raise KerberosError("the context is not established after the AP-REP")
+        exchange.msk = _msk(sa, context)
+    except KerberosError as exc:
+        raise RemoteError(f"Kerberos: AP-REP refused: {exc}", notify=_FAILED) from exc
+    sa.remote_id = ident
+    assert sa.keys is not None and sa.local_id is not None
+    octets = auth.signed_octets(sa.prf, sa.keys.sk_pi, sa.init_request, sa.nr, sa.local_id)
+    payloads = [AuthPayload(KERBEROS_AUTH_METHOD, auth.psk_auth_data(sa.prf, exchange.msk, octets))]
+    header = Header(sa.spi_i, sa.spi_r, ExchangeType.IKE_AUTH, sa.next_request_id,
+                    initiator=True, response=False)
+    sa.send_request(sa.encode(header, payloads), None, now)
+    return State.AUTH_SENT
+
+
+# -- responder -------------------------------------------------------------------
+
+
+def kerberos_request_step(sa: IkeSa, message: Message, now: float) -> State | None:
+    exchange = sa.kerberos
+    if exchange is None:
+        return _ap_req(sa, message)
+    assert sa.keys is not None and sa.local_id is not None and exchange.msk is not None
+    assert exchange.request is not None
+    auth_p = message.get(AuthPayload)
+    if auth_p is None or auth_p.method != KERBEROS_AUTH_METHOD:
+        raise RemoteError("Kerberos: the second IKE_AUTH request has no AUTH(201)", notify=_FAILED)
+    octets = auth.signed_octets(sa.prf, sa.keys.sk_pi, sa.init_request, sa.nr, exchange.peer_id)
+    try:
+        auth.verify_psk(sa.prf, exchange.msk, octets, auth_p.data)  # RFC 7296 §2.16
+    except RemoteError as exc:
+        raise RemoteError("Kerberos: the initiator's AUTH does not match the GSS-API key",
+                          notify=_FAILED) from exc
+    ours = auth.signed_octets(sa.prf, sa.keys.sk_pr, sa.init_response, sa.ni, sa.local_id)
+    payloads: list[Payload] = [
+        AuthPayload(KERBEROS_AUTH_METHOD, auth.psk_auth_data(sa.prf, exchange.msk, ours))]
+    sa.kerberos = None
+    responder_child(sa, message.header, exchange.request, payloads, now)
+    return State.ESTABLISHED
+
+
+def _ap_req(sa: IkeSa, message: Message) -> State:
+    idi, token = message.get(IdiPayload), message.notify(GSS_TOKEN)
+    if idi is None or token is None:
+        raise RemoteError("Kerberos IKE_AUTH without IDi or GSS_TOKEN", notify=_FAILED)
+    ident = _identity(idi)
+    cfg = next((c for c in sa.configs if c.credentials.kerberos is not None
+                and (c.remote_id is None or c.remote_id == ident)), None)
+    if cfg is None:
+        raise RemoteError(f"Kerberos: no kerberos rule for identity {ident}", notify=_FAILED)
+    creds: KerberosCredentials | None = cfg.credentials.kerberos
+    assert creds is not None
+    try:
+        context = creds.provider.acceptor(_bindings(sa))
+        reply = context.step(token.data)  # RFC 4121 §4.1: AP-REQ
+        if not context.complete or reply is None:
+            raise KerberosError("no AP-REP: the initiator did not ask for mutual authentication")
+        client, target = context.initiator_name, context.target_name
+        if ident != principal_identity(client):
+            raise RemoteError(f"Kerberos: IDi {ident} is not the ticket's client {client}",
+                              notify=_FAILED)
+        realm = creds.accepted_realm
+        if principal_realm(client) != realm:
+            raise RemoteError(f"Kerberos: {client} is of realm {principal_realm(client)}, "
+                              f"the rule accepts {realm}", notify=_FAILED)
+        msk = _msk(sa, context)
+        local_id = principal_identity(target)
+    except KerberosError as exc:
+        raise RemoteError(f"Kerberos: AP-REQ refused: {exc}", notify=_FAILED) from exc
+    sa.configs = (cfg,)
+    sa.remote_id, sa.local_id = ident, local_id
+    sa.kerberos = KerberosExchange(context, ident, msk, message)
+    sa.respond(message.header, [IdrPayload(local_id.id_type, local_id.data),
+                                NotifyPayload(GSS_TOKEN, reply)])
+    return State.INIT_DONE

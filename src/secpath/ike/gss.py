@@ -1,0 +1,306 @@
+"""The Kerberos V5 GSS-API provider of :mod:`secpath.ike.kerberos`, on the
+``gssapi`` package (MIT Kerberos), installed with ``secpath[kerberos]``.
+
+This is the I/O side of the Kerberos method: acquiring credentials reads
+keytabs and credential caches, and the initiator's first step asks the KDC
+for a service ticket.  The engine calls it through the sans-IO protocols of
+:mod:`secpath.ike.kerberos`.
+
+GSS_Pseudo_random (RFC 4401) has no binding in ``gssapi``; :func:`_pseudo_random`
+calls ``gss_pseudo_random`` of the same ``libgssapi_krb5`` with ctypes, on the
+established context exported from ``gssapi`` and imported there (RFC 2743
+§2.2.8, §2.2.9).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import itertools
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from secpath.ike.kerberos import KerberosCredentials, KerberosError
+from secpath.policy.model import KerberosAuth
+from secpath.secret import Secret
+
+if TYPE_CHECKING:
+    import gssapi
+
+__all__ = ["GssapiProvider", "available", "load_kerberos", "missing_reason"]
+
+_EXTRA = "pip install 'secpath[kerberos]'"
+_PRF_KEY_FULL = 1  # GSS_C_PRF_KEY_FULL, RFC 4401 §2
+_memory_ccaches = itertools.count(1)
+
+
+def _gssapi() -> Any:
+    try:
+        import gssapi
+    except ImportError as exc:
+        raise KerberosError(
+            f"kerberos method: the 'gssapi' package is not installed ({_EXTRA})") from exc
+    return gssapi
+
+
+def missing_reason() -> str | None:
+    """Why the Kerberos method cannot run here, or ``None`` when it can."""
+    try:
+        _gssapi()
+        _library()
+    except KerberosError as exc:
+        return str(exc)
+    return None
+
+
+def available() -> bool:
+    return missing_reason() is None
+
+
+def _reason(exc: Exception) -> str:
+    """The GSS major and minor status text of a ``GSSError``."""
+    gen = getattr(exc, "gen_message", None)
+    text = gen() if callable(gen) else str(exc)
+    # "Major (n): <text>, Minor (m): <text>" -> the texts
+    parts = [p.split("):", 1)[-1].strip() for p in str(text).split(", Minor")]
+    return "; ".join(p for p in parts if p and "Minor code may provide" not in p) or str(text)
+
+
+class _Buffer(ctypes.Structure):
+    _fields_ = (("length", ctypes.c_size_t), ("value", ctypes.c_void_p))  # gss_buffer_desc
+
+
+@cache
+def _library() -> ctypes.CDLL:
+    name = ctypes.util.find_library("gssapi_krb5") or "libgssapi_krb5.so.2"
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError as exc:
+        raise KerberosError(f"kerberos method: cannot load {name} ({exc})") from exc
+    if not hasattr(lib, "gss_pseudo_random"):
+        raise KerberosError(f"kerberos method: {name} has no gss_pseudo_random (RFC 4401)")
+    return lib
+
+
+def _pseudo_random(context: gssapi.SecurityContext, seed: bytes, length: int) -> Secret:
+    """GSS_Pseudo_random(GSS_C_PRF_KEY_FULL) on an established context (RFC 4401 §2).
+    The ``gssapi`` context is exported (and so ends) in the process."""
+    lib = _library()
+    token = context.export()
+    minor = ctypes.c_uint32()
+    handle = ctypes.c_void_p()
+    tok_buf = _Buffer(len(token), ctypes.cast(ctypes.c_char_p(token), ctypes.c_void_p))
+    major = lib.gss_import_sec_context(ctypes.byref(minor), ctypes.byref(tok_buf),
+                                       ctypes.byref(handle))
+    if major != 0:
+        raise KerberosError(f"gss_import_sec_context failed (major {major:#x}, minor {minor.value})")
+    try:
+        seed_buf = _Buffer(len(seed), ctypes.cast(ctypes.c_char_p(seed), ctypes.c_void_p))
+        out = _Buffer()
+        major = lib.gss_pseudo_random(ctypes.byref(minor), handle, _PRF_KEY_FULL,
+                                      ctypes.byref(seed_buf), ctypes.c_ssize_t(length),
+                                      ctypes.byref(out))
+        if major != 0:
+            raise KerberosError(f"gss_pseudo_random failed (major {major:#x}, minor {minor.value})")
+        try:
+            return Secret(ctypes.string_at(out.value, out.length))
+        finally:
+            lib.gss_release_buffer(ctypes.byref(minor), ctypes.byref(out))
+    finally:
+        lib.gss_delete_sec_context(ctypes.byref(minor), ctypes.byref(handle), None)
+
+
+class _Context:
+    """One ``gssapi.SecurityContext``, GSS errors turned into KerberosError."""
+
+    def __init__(self, context: gssapi.SecurityContext) -> None:
+        self._context = context
+        self._msk: dict[tuple[bytes, int], Secret] = {}
+
+    @property
+    def complete(self) -> bool:
+        return bool(self._context.complete)
+
+    @property
+    def initiator_name(self) -> str:
+        return str(self._context.initiator_name)
+
+    @property
+    def target_name(self) -> str:
+        return str(self._context.target_name)
+
+    def step(self, token: bytes | None) -> bytes | None:
+        g = _gssapi()
+        try:
+            out = self._context.step(token)
+            # gssapi returns an error token and keeps the error for the next
+            # call (catch_and_return_token): surface it here
+            self._context.complete  # noqa: B018
+        except g.exceptions.GSSError as exc:
+            raise KerberosError(_reason(exc)) from exc
+        return bytes(out) if out else None
+
+    def prf(self, seed: bytes, length: int) -> Secret:
+        if not self.complete:
+            raise KerberosError("GSS_Pseudo_random before the context is established")
+        key = (seed, length)
+        if key not in self._msk:  # export ends the gssapi context: one PRF per seed
+            self._msk[key] = _pseudo_random(self._context, seed, length)
+        return self._msk[key]
+
+
+class GssapiProvider:
+    """Kerberos credentials of one host for :class:`~secpath.ike.kerberos.KerberosProvider`.
+
+    ``keytab`` (acceptor; default the system's, ``KRB5_KTNAME`` or
+    ``/etc/krb5.keytab``); ``ccache`` or ``client_keytab`` (initiator; with a
+    client keytab only, tickets go to a private in-memory cache; with
+    neither, the keytab is the client keytab too, as for a machine account)."""
+
+    def __init__(self, *, keytab: Path | None = None, ccache: str | None = None,
+                 client_keytab: Path | None = None, principal: str | None = None) -> None:
+        self._g = _gssapi()
+        _library()
+        if client_keytab is None and ccache is None:
+            client_keytab = keytab  # a host's machine account: its own keytab
+        self.keytab, self.ccache, self.client_keytab = keytab, ccache, client_keytab
+        if ccache is None and client_keytab is not None:
+            self.ccache = f"MEMORY:secpath-{id(self)}-{next(_memory_ccaches)}"
+        self._principal = principal
+        self._initiate: Any = None
+        self._accept: Any = None
+
+    def _store(self, usage: str) -> dict[bytes, bytes]:
+        store: dict[bytes, bytes] = {}
+        if usage == "accept" and self.keytab is not None:
+            store[b"keytab"] = str(self.keytab).encode()
+        if usage == "initiate":
+            if self.ccache is not None:
+                store[b"ccache"] = self.ccache.encode()
+            if self.client_keytab is not None:
+                store[b"client_keytab"] = str(self.client_keytab).encode()
+        return store
+
+    def _credentials(self, usage: str) -> Any:
+        g = self._g
+        name = None
+        if usage == "initiate" and self._principal is not None:
+            name = g.Name(self._principal, g.NameType.kerberos_principal)
+        try:
+            return g.Credentials(name=name, usage=usage, store=self._store(usage) or None)
+        except g.exceptions.GSSError as exc:
+            where = "keytab" if usage == "accept" else "initiator credentials"
+            raise KerberosError(f"Kerberos {where}: {_reason(exc)}") from exc
+
+    @property
+    def principal(self) -> str:
+        """Read from the credential cache or the client keytab without asking
+        the KDC (an expired ticket is refused when it is used, not here)."""
+        if self._principal is None:
+            cc = self.ccache or ""
+            if cc.startswith("FILE:") or (cc and ":" not in cc):
+                self._principal = _ccache_principal(Path(cc.removeprefix("FILE:")))
+            elif self.client_keytab is not None:
+                self._principal = _keytab_principal(self.client_keytab)
+            else:
+                if self._initiate is None:
+                    self._initiate = self._credentials("initiate")
+                self._principal = str(self._initiate.name)
+        return self._principal
+
+    @property
+    def default_realm(self) -> str:
+        return _realm_from_config()
+
+    def initiator(self, target: str, bindings: bytes) -> _Context:
+        g = self._g
+        if self._initiate is None:
+            self._initiate = self._credentials("initiate")
+        flags = g.RequirementFlag.mutual_authentication | g.RequirementFlag.integrity
+        context = g.SecurityContext(
+            name=g.Name(target, g.NameType.kerberos_principal), creds=self._initiate,
+            usage="initiate", flags=flags, mech=g.MechType.kerberos,
+            channel_bindings=g.raw.ChannelBindings(application_data=bindings))
+        return _Context(context)
+
+    def acceptor(self, bindings: bytes) -> _Context:
+        g = self._g
+        if self._accept is None:
+            self._accept = self._credentials("accept")
+        context = g.SecurityContext(
+            creds=self._accept, usage="accept",
+            channel_bindings=g.raw.ChannelBindings(application_data=bindings))
+        return _Context(context)
+
+
+def _read_principal(data: bytes, pos: int, *, counted_type: bool, wide: int) -> str:
+    """A principal of the keytab or ccache file formats (MIT ``keytab.txt``,
+    ``ccache.txt``): [name type] component count, realm, components; counts
+    are ``wide`` octets, big-endian."""
+
+    def take(n: int) -> bytes:
+        nonlocal pos
+        if pos + n > len(data):
+            raise KerberosError("truncated principal in a keytab or credential cache")
+        out = data[pos:pos + n]
+        pos += n
+        return out
+
+    if counted_type:
+        take(4)  # name type
+    count = int.from_bytes(take(wide), "big")
+    realm = take(int.from_bytes(take(wide), "big")).decode("utf-8", "replace")
+    parts = [take(int.from_bytes(take(wide), "big")).decode("utf-8", "replace")
+             for _ in range(min(count, 16))]
+    return "/".join(parts) + "@" + realm
+
+
+def _keytab_principal(path: Path) -> str:
+    """The first entry's principal of a version-2 keytab file."""
+    try:
+        data = path.read_bytes()[:4096]
+    except OSError as exc:
+        raise KerberosError(f"keytab {path}: cannot read ({exc.strerror})") from exc
+    if data[:2] != b"\x05\x02" or len(data) < 8:
+        raise KerberosError(f"keytab {path}: not a version 2 keytab")
+    return _read_principal(data, 6, counted_type=False, wide=2)
+
+
+def _ccache_principal(path: Path) -> str:
+    """The default principal of a version-4 credential cache file."""
+    try:
+        data = path.read_bytes()[:4096]
+    except OSError as exc:
+        raise KerberosError(f"credential cache {path}: cannot read ({exc.strerror})") from exc
+    if data[:2] != b"\x05\x04" or len(data) < 4:
+        raise KerberosError(f"credential cache {path}: not a version 4 ccache")
+    header_len = int.from_bytes(data[2:4], "big")
+    return _read_principal(data, 4 + header_len, counted_type=True, wide=4)
+
+
+def _realm_from_config() -> str:
+    """The default realm of krb5.conf (``KRB5_CONFIG``), through libkrb5."""
+    lib = ctypes.CDLL(ctypes.util.find_library("krb5") or "libkrb5.so.3")
+    context = ctypes.c_void_p()
+    if lib.krb5_init_context(ctypes.byref(context)) != 0:
+        raise KerberosError("krb5_init_context failed (krb5.conf unreadable?)")
+    try:
+        realm = ctypes.c_char_p()
+        if lib.krb5_get_default_realm(context, ctypes.byref(realm)) != 0:
+            raise KerberosError("no default realm in krb5.conf: set realm in the rule")
+        try:
+            return (realm.value or b"").decode()
+        finally:
+            lib.krb5_free_default_realm(context, realm)
+    finally:
+        lib.krb5_free_context(context)
+
+
+def load_kerberos(auth: KerberosAuth) -> KerberosCredentials:
+    """A rule's ``[[rule.authentication]] method = "kerberos"`` as credentials;
+    KerberosError when gssapi is missing or the keytab cannot be used."""
+    provider = GssapiProvider(keytab=auth.keytab, ccache=auth.ccache,
+                              client_keytab=auth.client_keytab)
+    return KerberosCredentials(provider, realm=auth.realm,
+                               service_principal=auth.service_principal)

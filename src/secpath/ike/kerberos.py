@@ -1,0 +1,163 @@
+"""Kerberos V5 (GSS-API, RFC 4121) authentication for IKEv2: the
+definitions of ``docs/kerberos.md``.
+
+IKEv2 has no Kerberos method (RFC 7296 §2.15), so secpath defines one in
+the private-use ranges: AUTH method :data:`KERBEROS_AUTH_METHOD` (§3.8
+private use, 201–255) and the status notify :data:`GSS_TOKEN` (§3.10.1
+private use, 40960–65535) that carries one GSS-API context token.  The
+tokens travel in IKE_AUTH round trips as EAP does (§2.16), and the AUTH
+payloads are computed as for EAP-generated keys from an MSK taken from the
+established context with GSS_Pseudo_random (RFC 4401).
+
+This module is sans-IO: the GSS-API itself (which reads keytabs and asks
+the KDC for tickets) is behind :class:`KerberosProvider`, which
+:mod:`secpath.ike.gss` implements with the ``gssapi`` package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Protocol
+
+from secpath.errors import LocalError
+from secpath.ike.auth import Identity, IdType
+from secpath.secret import Secret
+
+__all__ = [
+    "GSS_TOKEN",
+    "KERBEROS_AUTH_METHOD",
+    "MSK_LENGTH",
+    "GssAcceptor",
+    "GssInitiator",
+    "KerberosCredentials",
+    "KerberosError",
+    "KerberosProvider",
+    "channel_bindings",
+    "msk_seed",
+    "principal_identity",
+    "principal_realm",
+    "target_principal",
+]
+
+KERBEROS_AUTH_METHOD = 201  # RFC 7296 §3.8: 201-255 private use
+GSS_TOKEN = 40960  # RFC 7296 §3.10.1: status types 40960-65535 private use
+MSK_LENGTH = 64  # octets of GSS_Pseudo_random output used as the MSK (RFC 7296 §2.16)
+
+_BINDINGS_LABEL = b"secpath IKEv2 GSS-API channel bindings"
+_PRF_LABEL = b"secpath IKEv2 GSS-API MSK"
+
+
+class KerberosError(LocalError):
+    """A GSS-API call failed; the message is the library's major/minor
+    status text (never key material)."""
+
+
+class GssInitiator(Protocol):
+    """The initiator's security context (RFC 2743 §2.2.1 GSS_Init_sec_context)."""
+
+    @property
+    def complete(self) -> bool: ...
+
+    def step(self, token: bytes | None) -> bytes | None:
+        """The next output token; ``None`` as input on the first call."""
+        ...
+
+    def prf(self, seed: bytes, length: int) -> Secret:
+        """GSS_Pseudo_random with GSS_C_PRF_KEY_FULL (RFC 4401 §2)."""
+        ...
+
+
+class GssAcceptor(Protocol):
+    """The acceptor's security context (RFC 2743 §2.2.2 GSS_Accept_sec_context)."""
+
+    @property
+    def complete(self) -> bool: ...
+
+    @property
+    def initiator_name(self) -> str: ...
+
+    @property
+    def target_name(self) -> str: ...
+
+    def step(self, token: bytes) -> bytes | None: ...
+
+    def prf(self, seed: bytes, length: int) -> Secret: ...
+
+
+class KerberosProvider(Protocol):
+    """Makes security contexts for one host's Kerberos credentials."""
+
+    @property
+    def principal(self) -> str:
+        """Our own principal as an initiator (``host/alpha.example@REALM``)."""
+        ...
+
+    @property
+    def default_realm(self) -> str: ...
+
+    def initiator(self, target: str, bindings: bytes) -> GssInitiator: ...
+
+    def acceptor(self, bindings: bytes) -> GssAcceptor: ...
+
+
+@dataclass(frozen=True, slots=True)
+class KerberosCredentials:
+    """A rule's Kerberos method: the provider and the rule's settings
+    (``realm``: accepted initiators' realm, default the provider's;
+    ``service_principal``: the responder's principal we ask a ticket for)."""
+
+    provider: KerberosProvider
+    realm: str | None = None
+    service_principal: str | None = None
+
+    @property
+    def accepted_realm(self) -> str:
+        return self.realm or self.provider.default_realm
+
+
+def principal_identity(principal: str) -> Identity:
+    """A Kerberos principal as an IKE identity: ID_RFC822_ADDR with the
+    principal's display form (RFC 1964 §2.1.1), e.g. ``host/a.example@REALM``."""
+    try:
+        data = principal.encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise LocalError(f"Kerberos principal {principal!r}: not ASCII") from exc
+    if "@" not in principal:
+        raise LocalError(f"Kerberos principal {principal!r}: no @REALM")
+    return Identity(IdType.RFC822_ADDR, data)
+
+
+def principal_realm(principal: str) -> str:
+    return principal.rpartition("@")[2]
+
+
+def target_principal(creds: KerberosCredentials, remote_id: Identity | None) -> str:
+    """The responder's service principal: the rule's ``service_principal``;
+    else ``remote_id`` when it is a principal; else ``host/<fqdn>@REALM``
+    for an FQDN ``remote_id`` (docs/kerberos.md §4)."""
+    if creds.service_principal is not None:
+        return creds.service_principal
+    realm = creds.realm or creds.provider.default_realm
+    if remote_id is not None and remote_id.id_type is IdType.RFC822_ADDR:
+        return remote_id.data.decode("ascii")
+    if remote_id is not None and remote_id.id_type is IdType.FQDN:
+        return f"host/{remote_id.data.decode('ascii')}@{realm}"
+    raise LocalError("kerberos method: set service_principal or an FQDN/principal remote_id")
+
+
+def channel_bindings(init_request: bytes, init_response: bytes) -> bytes:
+    """GSS-API channel bindings application data (RFC 2744 §3.11): a
+    SHA-256 over both IKE_SA_INIT messages, so an AP-REQ made for one IKE SA
+    is refused in any other (docs/kerberos.md §5)."""
+    h = hashlib.sha256(_BINDINGS_LABEL)
+    for part in (init_request, init_response):
+        h.update(len(part).to_bytes(4, "big"))
+        h.update(part)
+    return h.digest()
+
+
+def msk_seed(spi_i: bytes, spi_r: bytes, ni: bytes, nr: bytes) -> bytes:
+    """The prf_in of GSS_Pseudo_random (RFC 4401 §2) for the MSK: a label,
+    the IKE SPIs and both nonces."""
+    return _PRF_LABEL + spi_i + spi_r + ni + nr

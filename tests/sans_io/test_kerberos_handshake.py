@@ -1,0 +1,265 @@
+"""Two IKE engines authenticate with Kerberos V5 against a real MIT KDC
+(docs/kerberos.md): the two IKE_AUTH round trips, the Child SA carrying
+traffic, and the failures — wrong keytab, expired ticket, a principal of
+another realm, a replayed AP-REQ, a spliced exchange — each with a clear
+reason and AUTHENTICATION_FAILED."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from secpath.ike.auth import AUTHENTICATION_FAILED
+from secpath.ike.config import Credentials, IkeConfig
+from secpath.ike.engine import IkeEngine
+from secpath.ike.events import IkeSaEstablished, IkeSaFailed
+from secpath.ike.gss import GssapiProvider
+from secpath.ike.kerberos import GssAcceptor, GssInitiator, KerberosCredentials
+from secpath.ike.state import State
+from secpath.policy.model import (
+    Address,
+    Behavior,
+    Filter,
+    FilterAction,
+    FilterList,
+    KerberosAuth,
+    KeyExchange,
+    Local,
+    Policy,
+    Rule,
+)
+from secpath.secret import Secret
+
+from ..kdc import Kdc, kdc, needs_kdc
+from .harness import A_ADDR, B_ADDR, SUITES, Pair, Side, seeded_rng
+from .test_ike_handshake import check_child_pair, installed
+
+pytestmark = needs_kdc
+
+A_HOST, B_HOST = "alpha.example", "beta.example"
+
+
+@pytest.fixture(scope="module")
+def realm() -> Iterator[Kdc]:
+    with kdc() as k:
+        yield k
+
+
+def kerberos_config(me: str, peer: str, creds: KerberosCredentials, *,
+                    remote_id: str | None = None,
+                    suite: str = "aes128-sha256-modp2048") -> IkeConfig:
+    ike_m, esp_m = SUITES[suite]
+    fa = FilterAction("secure", Behavior.NEGOTIATE, (esp_m,))
+    rule = Rule("path", FilterList("to-peer", (Filter(Address.me(), Address.of(peer)),)), fa,
+                (KerberosAuth(),), peer=ipaddress.ip_address(peer), remote_id=remote_id)
+    policy = Policy("p", Local((ipaddress.ip_address(me),)), KeyExchange((ike_m,)), (rule,))
+    return IkeConfig.from_policy(policy, rule, Credentials(kerberos=creds))
+
+
+@dataclass
+class Hosts:
+    a: KerberosCredentials
+    b: KerberosCredentials
+
+
+def hosts(realm: Kdc, *, a_keytab: Path | None = None, b_keytab: Path | None = None,
+          b_realm: str | None = None, a_ccache: str | None = None,
+          a_service: str | None = None) -> Hosts:
+    a_kt = a_keytab or realm.host(A_HOST)
+    b_kt = b_keytab or realm.host(B_HOST)
+    a = KerberosCredentials(GssapiProvider(keytab=a_kt, ccache=a_ccache),
+                            service_principal=a_service or realm.principal(B_HOST))
+    b = KerberosCredentials(GssapiProvider(keytab=b_kt), realm=b_realm)
+    return Hosts(a, b)
+
+
+def pair_of(h: Hosts, seed: int = 7) -> Pair:
+    a = Side(IkeEngine([kerberos_config(A_ADDR, B_ADDR, h.a)], seeded_rng(seed)), A_ADDR)
+    b = Side(IkeEngine([kerberos_config(B_ADDR, A_ADDR, h.b)], seeded_rng(seed + 1)), B_ADDR)
+    return Pair(a, b)
+
+
+def failures(side: Side) -> list[IkeSaFailed]:
+    return side.of(IkeSaFailed)
+
+
+def test_two_hosts_authenticate_and_carry_traffic(realm: Kdc) -> None:
+    pair = pair_of(hosts(realm))
+    handle = pair.a.engine.initiate("path", pair.now)
+    pair.run()
+    est_a, est_b = pair.a.of(IkeSaEstablished), pair.b.of(IkeSaEstablished)
+    assert len(est_a) == 1 and len(est_b) == 1, (pair.a.events, pair.b.events)
+    # docs/kerberos.md §4: principals are the IKE identities
+    assert est_a[0].local_id == est_b[0].remote_id == realm.principal(A_HOST)
+    assert est_a[0].remote_id == est_b[0].local_id == realm.principal(B_HOST)
+    a, b = installed(pair)
+    check_child_pair(a, b)
+    assert pair.a.engine.ike_sa_state(handle) is State.ESTABLISHED
+    # IKE_SA_INIT + two IKE_AUTH round trips (as EAP, RFC 7296 §2.16)
+    assert pair.delivered == 6
+
+
+def test_rekey_and_second_sa_after_kerberos(realm: Kdc) -> None:
+    pair = pair_of(hosts(realm), seed=11)
+    handle = pair.a.engine.initiate("path", pair.now)
+    pair.run()
+    pair.a.engine.rekey_ike(handle, pair.now)
+    pair.run()
+    assert not failures(pair.a) and not failures(pair.b)
+    # a new IKE SA authenticates with a new AP-REQ (the replay cache is not hit)
+    second = pair.a.engine.initiate("path", pair.now)
+    pair.run()
+    assert pair.a.engine.ike_sa_state(second) is State.ESTABLISHED
+    assert not failures(pair.a) and not failures(pair.b)
+
+
+def _refused(pair: Pair) -> tuple[IkeSaFailed, IkeSaFailed | None]:
+    pair.a.engine.initiate("path", pair.now)
+    pair.run()
+    assert not pair.a.of(IkeSaEstablished) and not pair.b.of(IkeSaEstablished)
+    fa = failures(pair.a)
+    fb = failures(pair.b)
+    assert len(fa) == 1, pair.a.events
+    assert fa[0].notify == AUTHENTICATION_FAILED
+    return fa[0], fb[0] if fb else None
+
+
+def test_wrong_keytab_is_refused(realm: Kdc) -> None:
+    # the responder holds gamma's keys, not the beta key the ticket is sealed with
+    pair = pair_of(hosts(realm, b_keytab=realm.host("gamma.example")))
+    fa, fb = _refused(pair)
+    assert fb is not None and fb.notify == AUTHENTICATION_FAILED
+    assert "AP-REQ refused" in fb.reason and "beta.example" in fb.reason, fb.reason
+    assert "AUTHENTICATION_FAILED" in fa.reason
+
+
+def test_stale_keytab_after_rekey_of_the_principal_is_refused(realm: Kdc) -> None:
+    old = realm.tmpdir / "delta-old.keytab"
+    realm.host("delta.example").rename(old)
+    realm.kadmin("cpw", "-randkey", realm.principal("delta.example"))
+    pair = pair_of(hosts(realm, b_keytab=old, a_service=realm.principal("delta.example")))
+    _, fb = _refused(pair)
+    assert fb is not None and "AP-REQ refused" in fb.reason
+    assert "key" in fb.reason.lower(), fb.reason
+
+
+def test_expired_ticket_is_refused(realm: Kdc) -> None:
+    keytab = realm.host("epsilon.example")
+    ccache = realm.tmpdir / "epsilon.ccache"
+    realm.kinit(realm.principal("epsilon.example"), keytab, ccache, "-l", "1s")
+    time.sleep(2.2)  # let the 1-second ticket expire (the KDC's clock, not an assertion)
+    pair = pair_of(hosts(realm, a_keytab=keytab, a_ccache=f"FILE:{ccache}"))
+    fa, fb = _refused(pair)
+    assert fb is None  # no AP-REQ left the initiator
+    assert "no AP-REQ" in fa.reason and "expired" in fa.reason.lower(), fa.reason
+
+
+def test_principal_of_another_realm_is_refused(realm: Kdc) -> None:
+    pair = pair_of(hosts(realm, b_realm="OTHER.EXAMPLE"))
+    _, fb = _refused(pair)
+    assert fb is not None
+    assert "is of realm KRBTEST.COM, the rule accepts OTHER.EXAMPLE" in fb.reason, fb.reason
+
+
+def test_service_in_a_realm_without_kdc_is_refused(realm: Kdc) -> None:
+    pair = pair_of(hosts(realm, a_service="host/beta.example@OTHER.EXAMPLE"))
+    fa, fb = _refused(pair)
+    assert fb is None and "no AP-REQ" in fa.reason and "OTHER.EXAMPLE" in fa.reason, fa.reason
+
+
+class _Replaying:
+    """An initiator provider that sends a recorded AP-REQ instead of its own."""
+
+    def __init__(self, inner: GssapiProvider, token: bytes) -> None:
+        self.inner, self.token = inner, token
+
+    @property
+    def principal(self) -> str:
+        return self.inner.principal
+
+    @property
+    def default_realm(self) -> str:
+        return self.inner.default_realm
+
+    def initiator(self, target: str, bindings: bytes) -> GssInitiator:
+        real = self.inner.initiator(target, bindings)
+        token = self.token
+
+        class Ctx:
+            complete = False
+
+            def step(self, t: bytes | None) -> bytes | None:
+                if t is None:
+                    real.step(None)
+                    return token
+                return real.step(t)
+
+            def prf(self, seed: bytes, length: int) -> Secret:
+                return real.prf(seed, length)
+
+        return Ctx()
+
+    def acceptor(self, bindings: bytes) -> GssAcceptor:
+        return self.inner.acceptor(bindings)
+
+
+class _Recording:
+    def __init__(self, inner: GssapiProvider) -> None:
+        self.inner = inner
+        self.tokens: list[bytes] = []
+
+    @property
+    def principal(self) -> str:
+        return self.inner.principal
+
+    @property
+    def default_realm(self) -> str:
+        return self.inner.default_realm
+
+    def initiator(self, target: str, bindings: bytes) -> GssInitiator:
+        real = self.inner.initiator(target, bindings)
+        tokens = self.tokens
+
+        class Ctx:
+            @property
+            def complete(self) -> bool:
+                return real.complete
+
+            def step(self, t: bytes | None) -> bytes | None:
+                out = real.step(t)
+                if t is None and out is not None:
+                    tokens.append(out)
+                return out
+
+            def prf(self, seed: bytes, length: int) -> Secret:
+                return real.prf(seed, length)
+
+        return Ctx()
+
+    def acceptor(self, bindings: bytes) -> GssAcceptor:
+        return self.inner.acceptor(bindings)
+
+
+def test_replayed_ap_req_is_refused(realm: Kdc) -> None:
+    h = hosts(realm)
+    assert isinstance(h.a.provider, GssapiProvider)
+    recorder = _Recording(h.a.provider)
+    first = Hosts(KerberosCredentials(recorder, service_principal=h.a.service_principal), h.b)
+    pair = pair_of(first, seed=21)
+    pair.a.engine.initiate("path", pair.now)
+    pair.run()
+    assert len(pair.b.of(IkeSaEstablished)) == 1 and len(recorder.tokens) == 1
+    # an attacker (here: a rogue initiator) sends the recorded AP-REQ in a new IKE SA
+    replaying = _Replaying(h.a.provider, recorder.tokens[0])
+    attack = Hosts(KerberosCredentials(replaying, service_principal=h.a.service_principal), h.b)
+    a2 = Side(IkeEngine([kerberos_config(A_ADDR, B_ADDR, attack.a)], seeded_rng(22)), A_ADDR)
+    pair2 = Pair(a2, pair.b)
+    pair.b.events.clear()
+    _, fb = _refused(pair2)
+    assert fb is not None and "AP-REQ refused" in fb.reason
+    assert "replay" in fb.reason.lower(), fb.reason
