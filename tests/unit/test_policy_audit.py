@@ -236,3 +236,39 @@ def test_conflicting_and_shadowed_filters_are_reported() -> None:
     d["rule"][-1]["authentication"] = [{"method": "kerberos"}]
     shadowed = [f for f in audit(d) if f.code == "shadowed-filter"]
     assert shadowed and "can never match" in shadowed[0].message
+
+
+def test_kerberos_keytab_missing_unreadable_or_shared() -> None:
+    d = make()
+    d["rule"][0]["authentication"] = [{"method": "kerberos", "keytab": "host.keytab",
+                                       "client_keytab": "client.keytab"}]
+    assert audit(d, {"host.keytab": 0o600, "client.keytab": 0o400}) == []
+    missing = audit(d, {"client.keytab": 0o600})
+    assert [(f.code, f.where) for f in missing] == [
+        ("file-missing", "rule[0].authentication[0].keytab")]
+    assert "does not exist" in missing[0].message
+    unreadable = audit(d, {"host.keytab": 0o200, "client.keytab": 0o600})
+    assert [(f.code, f.severity) for f in unreadable] == [("keytab-unreadable", Severity.ERROR)]
+    assert "not readable by its owner" in unreadable[0].message
+    shared = audit(d, {"host.keytab": 0o600, "client.keytab": 0o644})
+    assert [(f.code, f.where) for f in shared] == [
+        ("file-permissions", "rule[0].authentication[0].client_keytab")]
+
+
+def test_kerberos_keytab_directory_is_unreadable(tmp_path: Path) -> None:
+    d = make()
+    d["rule"][0]["authentication"] = [{"method": "kerberos", "keytab": str(tmp_path)}]
+    found = audit_policy(parse_policy(d, source=Path("/etc/secpath/p.toml")))
+    assert [f.code for f in found] == ["keytab-unreadable"]
+    assert "not a regular file" in found[0].message
+
+
+def test_kerberos_without_gssapi_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gssapi" else real(name, *a))
+    found = audit(make())
+    assert [(f.code, f.severity) for f in found] == [("kerberos-unavailable", Severity.WARNING)]
+    assert "secpath[kerberos]" in found[0].reason

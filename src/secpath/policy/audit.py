@@ -8,6 +8,7 @@ read through an injected ``stat`` so the audit can be tested without root.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterator
@@ -258,8 +259,8 @@ def _rules(policy: Policy, st: StatFn) -> Iterator[Finding]:
                 yield from _psk(auth, awhere, st)
             elif isinstance(auth, CertificateAuth):
                 yield from _certificate(auth, awhere, st)
-            elif isinstance(auth, KerberosAuth) and auth.keytab is not None:
-                yield from _private_file(auth.keytab, f"{awhere}.keytab", "keytab", st)
+            elif isinstance(auth, KerberosAuth):
+                yield from _kerberos(auth, awhere, st)
 
 
 def _security_methods(rule: Rule) -> Iterator[Finding]:
@@ -339,6 +340,33 @@ def _private_file(path: Path, where: str, what: str, st: StatFn) -> Iterator[Fin
             where,
             f"{what} {path} is accessible by group or others (mode {stat_mod.filemode(mode)})",
             "secrets must be readable only by their owner: chmod 600",
+        )
+
+
+def _kerberos(auth: KerberosAuth, where: str, st: StatFn) -> Iterator[Finding]:
+    """docs/kerberos.md §6: keytabs hold the host's long-term keys."""
+    for label, path in (("keytab", auth.keytab), ("client_keytab", auth.client_keytab)):
+        if path is None:
+            continue
+        mode = _mode_bits(st, path)
+        if isinstance(mode, int) and (not stat_mod.S_ISREG(mode) or not mode & stat_mod.S_IRUSR):
+            kind = "not a regular file" if not stat_mod.S_ISREG(mode) else "not readable by its owner"
+            yield Finding(
+                Severity.ERROR,
+                "keytab-unreadable",
+                f"{where}.{label}",
+                f"{label} {path} is {kind} (mode {stat_mod.filemode(mode)})",
+                "the daemon reads its Kerberos keys from it: a regular file, mode 600",
+            )
+            continue
+        yield from _private_file(path, f"{where}.{label}", label, st)
+    if importlib.util.find_spec("gssapi") is None:
+        yield Finding(
+            Severity.WARNING,
+            "kerberos-unavailable",
+            f"{where}.method",
+            "Kerberos method, but the gssapi package is not installed",
+            "pip install 'secpath[kerberos]' (MIT Kerberos); until then the rule's next method is used",
         )
 
 
