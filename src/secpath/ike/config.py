@@ -46,6 +46,8 @@ class Credentials:
     intermediates: tuple[x509.Certificate, ...] = ()
     trust_anchors: tuple[x509.Certificate, ...] = ()
     kerberos: KerberosCredentials | None = None
+    # methods of the rule tried before this one and why they cannot be used
+    skipped: tuple[str, ...] = ()
 
     @property
     def method(self) -> str:

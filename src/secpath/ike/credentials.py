@@ -8,6 +8,7 @@ calls it when it loads a policy, and hands the :class:`Credentials` to the
 from __future__ import annotations
 
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 from cryptography import x509
@@ -16,10 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from secpath.errors import LocalError
 from secpath.ike.config import Credentials
-from secpath.policy.model import CertificateAuth, PskAuth, Rule
+from secpath.ike.kerberos import KerberosError
+from secpath.policy.model import CertificateAuth, KerberosAuth, PskAuth, Rule
 from secpath.secret import Secret
 
-__all__ = ["load_credentials"]
+__all__ = ["load_certificate_auth", "load_credentials", "load_kerberos_auth", "load_psk"]
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -78,11 +80,41 @@ def load_certificate_auth(auth: CertificateAuth) -> Credentials:
     )
 
 
+def load_kerberos_auth(auth: KerberosAuth) -> Credentials:
+    """The Kerberos method, ready to use: ``gssapi`` importable, the keytab
+    readable, our principal known (docs/kerberos.md §6)."""
+    from secpath.ike.gss import load_kerberos
+
+    if auth.keytab is not None:
+        try:
+            with auth.keytab.open("rb"):
+                pass
+        except OSError as exc:
+            raise KerberosError(f"keytab {auth.keytab}: cannot read ({exc.strerror})") from exc
+    creds = load_kerberos(auth)
+    principal = creds.provider.principal
+    if "@" not in principal:
+        raise KerberosError(f"Kerberos principal {principal!r}: no realm")
+    return Credentials(kerberos=creds)
+
+
 def load_credentials(rule: Rule) -> Credentials:
-    """The first PSK or certificate method of the rule, loaded."""
+    """The rule's first usable authentication method, in the rule's order
+    (the guide's wizard: Kerberos first, certificates next).  A method that
+    cannot be used here is skipped and its reason kept in
+    ``Credentials.skipped``; LocalError with every reason when none can."""
+    reasons: list[str] = []
     for method in rule.authentication:
-        if isinstance(method, PskAuth):
-            return Credentials(psk=load_psk(method))
-        if isinstance(method, CertificateAuth):
-            return load_certificate_auth(method)
-    raise LocalError(f"rule {rule.name!r}: no psk or certificate method (kerberos is not IKEv2)")
+        try:
+            if isinstance(method, KerberosAuth):
+                creds = load_kerberos_auth(method)
+            elif isinstance(method, PskAuth):
+                creds = Credentials(psk=load_psk(method))
+            else:
+                creds = load_certificate_auth(method)
+        except LocalError as exc:
+            reasons.append(f"{method.method}: {exc}")
+            continue
+        return replace(creds, skipped=tuple(reasons))
+    why = "; ".join(reasons) or "no authentication method"
+    raise LocalError(f"rule {rule.name!r}: no usable authentication method ({why})")
