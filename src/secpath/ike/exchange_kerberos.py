@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from secpath.errors import RemoteError
 from secpath.ike import auth
-from secpath.ike.auth import Identity
+from secpath.ike.auth import Identity, IdType
 from secpath.ike.constants import ExchangeType
 from secpath.ike.exchange_auth import _identity, finish_initiator, refused, responder_child
 from secpath.ike.kerberos import (
@@ -33,6 +33,7 @@ from secpath.ike.kerberos import (
     msk_seed,
     principal_identity,
     principal_realm,
+    remote_id_matches,
     target_principal,
 )
 from secpath.ike.message import Header, Message
@@ -173,8 +174,13 @@ def _ap_req(sa: IkeSa, message: Message) -> State:
     if idi is None or token is None:
         raise RemoteError("Kerberos IKE_AUTH without IDi or GSS_TOKEN", notify=_FAILED)
     ident = _identity(idi)
+    if ident.id_type is not IdType.RFC822_ADDR or b"@" not in ident.data:
+        raise RemoteError(f"Kerberos: IDi {ident} is not a principal (ID_RFC822_ADDR name@REALM)",
+                          notify=_FAILED)
+    client_text = str(ident)
     cfg = next((c for c in sa.configs if c.credentials.kerberos is not None
-                and (c.remote_id is None or c.remote_id == ident)), None)
+                and remote_id_matches(c.remote_id, client_text,
+                                      c.credentials.kerberos.accepted_realm)), None)
     if cfg is None:
         raise RemoteError(f"Kerberos: no kerberos rule for identity {ident}", notify=_FAILED)
     creds: KerberosCredentials | None = cfg.credentials.kerberos

@@ -37,6 +37,7 @@ __all__ = [
     "msk_seed",
     "principal_identity",
     "principal_realm",
+    "remote_id_matches",
     "target_principal",
 ]
 
@@ -144,6 +145,18 @@ def target_principal(creds: KerberosCredentials, remote_id: Identity | None) -> 
     if remote_id is not None and remote_id.id_type is IdType.FQDN:
         return f"host/{remote_id.data.decode('ascii')}@{realm}"
     raise LocalError("kerberos method: set service_principal or an FQDN/principal remote_id")
+
+
+def remote_id_matches(remote_id: Identity | None, principal: str, realm: str) -> bool:
+    """Whether a rule's expected peer identity names ``principal``: no
+    ``remote_id``; the principal itself; or an FQDN whose host principal
+    ``host/<fqdn>@<realm>`` it is (docs/kerberos.md §4)."""
+    if remote_id is None or remote_id == principal_identity(principal):
+        return True
+    if remote_id.id_type is IdType.FQDN:
+        fqdn = remote_id.data.decode("ascii", "replace")
+        return principal.lower() == f"host/{fqdn}@{realm}".lower()
+    return False
 
 
 def channel_bindings(init_request: bytes, init_response: bytes) -> bytes:

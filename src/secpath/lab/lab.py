@@ -29,6 +29,10 @@ from secpath.daemon.driver import AgentDriver
 from secpath.errors import LocalError
 from secpath.ike.config import Credentials, Timing
 from secpath.ike.events import ChildSaInstalled, IkeSaEstablished
+from secpath.ike.gss import GssapiProvider
+from secpath.ike.kerberos import KerberosCredentials
+from secpath.lab.kdc import LabRealm
+from secpath.lab.kdc import missing_reason as kdc_missing
 from secpath.lab.network import LabHostLink, LabNetwork, NatBox
 from secpath.lab.pki import LabCa, LabCertificate
 from secpath.lab.results import LabOptions, LabResult, PathResult
@@ -62,8 +66,11 @@ class LabHost:
         return self.driver.agent
 
 
-def _lab_auth(policy: Policy) -> Policy:
-    """Kerberos is not available in the lab: its rules use the lab CA."""
+def _lab_auth(policy: Policy, kerberos: bool) -> Policy:
+    """Kerberos rules keep Kerberos when the lab runs its own realm, else
+    they use the lab CA."""
+    if kerberos:
+        return policy
     rules = []
     for r in policy.rules:
         auth = tuple(
@@ -107,11 +114,16 @@ class Lab:
         if not self.plan.paths:
             raise LocalError("lab: the topology has no path to secure")
         self.notes: list[str] = []
+        self.realm: LabRealm | None = None
+        self.kerberos = False
         if any(p.authentication is AuthKind.KERBEROS for p in self.plan.paths):
+            why = kdc_missing()
+            self.kerberos = why is None
             self.notes.append(
-                "Kerberos paths use certificates from the lab CA: Kerberos V5 authentication is "
-                "not implemented yet"
+                "Kerberos paths use Kerberos V5 with the lab's own realm (an MIT KDC on loopback)"
+                if why is None else f"Kerberos paths use certificates from the lab CA: {why}"
             )
+        used_kerberos = "kerberos" if self.kerberos else "certificate"
         self.results = {
             p.rule: PathResult(
                 p.rule,
@@ -119,7 +131,7 @@ class Lab:
                 p.b.name,
                 p.network.value,
                 p.authentication.value,
-                "certificate" if p.authentication is AuthKind.KERBEROS else p.authentication.value,
+                used_kerberos if p.authentication is AuthKind.KERBEROS else p.authentication.value,
                 self.initiator(p).name,
                 nat=self._nat_text(p),
             )
@@ -158,8 +170,11 @@ class Lab:
 
     async def start(self) -> None:
         servers = [s for s in self.topology.servers if self.plan.paths_of.get(s.name)]
+        if self.kerberos and self.realm is None:
+            self.realm = LabRealm()
+            self.notes[-1] += f" {self.realm.realm} on 127.0.0.1:{self.realm.port}"
         for i, server in enumerate(servers):
-            policy = _lab_auth(self.plan.policies[server.name])
+            policy = _lab_auth(self.plan.policies[server.name], self.kerberos)
             cert = self._certs[server.name] = self.ca.issue(
                 self.topology.fqdn(server), [str(a) for a in policy.local.addresses]
             )
@@ -168,6 +183,10 @@ class Lab:
                 for rule in sub.rules:
                     if any(a.method == "psk" for a in rule.authentication):
                         c = Credentials(psk=self._psks[rule.name])
+                    elif self.realm is not None and any(
+                            isinstance(a, KerberosAuth) for a in rule.authentication):
+                        provider = GssapiProvider(keytab=self.realm.host(self.topology.fqdn(server)))
+                        c = Credentials(kerberos=KerberosCredentials(provider, realm=self.realm.realm))
                     else:
                         c = Credentials(
                             certificate=cert.certificate,
@@ -420,3 +439,6 @@ class Lab:
             if host.driver is not None:
                 host.driver.close()
         self.network.close()
+        if self.realm is not None:
+            self.realm.close()
+            self.realm = None
