@@ -263,3 +263,66 @@ def test_replayed_ap_req_is_refused(realm: Kdc) -> None:
     _, fb = _refused(pair2)
     assert fb is not None and "AP-REQ refused" in fb.reason
     assert "replay" in fb.reason.lower(), fb.reason
+
+
+class _Tampering:
+    """An initiator provider that changes one thing of a real context:
+    the AP-REQ is made for other channel bindings (a man in the middle
+    relaying it from another IKE SA), or the MSK is not the context's."""
+
+    def __init__(self, inner: GssapiProvider, *, bindings: bytes | None = None,
+                 msk: Secret | None = None) -> None:
+        self.inner, self.bindings, self.msk = inner, bindings, msk
+
+    @property
+    def principal(self) -> str:
+        return self.inner.principal
+
+    @property
+    def default_realm(self) -> str:
+        return self.inner.default_realm
+
+    def initiator(self, target: str, bindings: bytes) -> GssInitiator:
+        real = self.inner.initiator(target, self.bindings or bindings)
+        msk = self.msk
+
+        class Ctx:
+            @property
+            def complete(self) -> bool:
+                return real.complete
+
+            def step(self, t: bytes | None) -> bytes | None:
+                return real.step(t)
+
+            def prf(self, seed: bytes, length: int) -> Secret:
+                return msk if msk is not None else real.prf(seed, length)
+
+        return Ctx()
+
+    def acceptor(self, bindings: bytes) -> GssAcceptor:
+        return self.inner.acceptor(bindings)
+
+
+def _tampered(realm: Kdc, seed: int, **change: object) -> Pair:
+    h = hosts(realm)
+    assert isinstance(h.a.provider, GssapiProvider)
+    rogue = _Tampering(h.a.provider, **change)  # type: ignore[arg-type]
+    return pair_of(Hosts(KerberosCredentials(rogue, service_principal=h.a.service_principal),
+                         h.b), seed=seed)
+
+
+def test_ap_req_of_another_ike_sa_is_refused(realm: Kdc) -> None:
+    """docs/kerberos.md §5: the AP-REQ carries channel bindings over this IKE
+    SA's IKE_SA_INIT messages; one made for another SA (spliced by a man in
+    the middle) is refused on its first use."""
+    _, fb = _refused(_tampered(realm, 31, bindings=bytes(32)))
+    assert fb is not None and "AP-REQ refused" in fb.reason
+    assert "binding" in fb.reason.lower(), fb.reason
+
+
+def test_auth_not_from_the_gss_key_is_refused(realm: Kdc) -> None:
+    """RFC 7296 §2.16: AUTH is keyed with the MSK from GSS_Pseudo_random;
+    an AUTH under any other key fails even after a valid AP-REQ/AP-REP."""
+    _, fb = _refused(_tampered(realm, 41, msk=Secret(bytes(64))))
+    assert fb is not None
+    assert "initiator's AUTH does not match the GSS-API key" in fb.reason, fb.reason

@@ -83,9 +83,9 @@ def _library() -> ctypes.CDLL:
     return lib
 
 
-def _pseudo_random(context: gssapi.SecurityContext, seed: bytes, length: int) -> Secret:
-    """GSS_Pseudo_random(GSS_C_PRF_KEY_FULL) on an established context (RFC 4401 §2).
-    The ``gssapi`` context is exported (and so ends) in the process."""
+def _import_context(context: gssapi.SecurityContext) -> ctypes.c_void_p:
+    """The established context moved to a raw ``gss_ctx_id_t`` of the same
+    library (RFC 2743 §2.2.8 export, §2.2.9 import); ``context`` ends."""
     lib = _library()
     token = context.export()
     minor = ctypes.c_uint32()
@@ -95,20 +95,24 @@ def _pseudo_random(context: gssapi.SecurityContext, seed: bytes, length: int) ->
                                        ctypes.byref(handle))
     if major != 0:
         raise KerberosError(f"gss_import_sec_context failed (major {major:#x}, minor {minor.value})")
+    return handle
+
+
+def _pseudo_random(handle: ctypes.c_void_p, seed: bytes, length: int) -> Secret:
+    """GSS_Pseudo_random(GSS_C_PRF_KEY_FULL) (RFC 4401 §2)."""
+    lib = _library()
+    minor = ctypes.c_uint32()
+    seed_buf = _Buffer(len(seed), ctypes.cast(ctypes.c_char_p(seed), ctypes.c_void_p))
+    out = _Buffer()
+    major = lib.gss_pseudo_random(ctypes.byref(minor), handle, _PRF_KEY_FULL,
+                                  ctypes.byref(seed_buf), ctypes.c_ssize_t(length),
+                                  ctypes.byref(out))
+    if major != 0:
+        raise KerberosError(f"gss_pseudo_random failed (major {major:#x}, minor {minor.value})")
     try:
-        seed_buf = _Buffer(len(seed), ctypes.cast(ctypes.c_char_p(seed), ctypes.c_void_p))
-        out = _Buffer()
-        major = lib.gss_pseudo_random(ctypes.byref(minor), handle, _PRF_KEY_FULL,
-                                      ctypes.byref(seed_buf), ctypes.c_ssize_t(length),
-                                      ctypes.byref(out))
-        if major != 0:
-            raise KerberosError(f"gss_pseudo_random failed (major {major:#x}, minor {minor.value})")
-        try:
-            return Secret(ctypes.string_at(out.value, out.length))
-        finally:
-            lib.gss_release_buffer(ctypes.byref(minor), ctypes.byref(out))
+        return Secret(ctypes.string_at(out.value, out.length))
     finally:
-        lib.gss_delete_sec_context(ctypes.byref(minor), ctypes.byref(handle), None)
+        lib.gss_release_buffer(ctypes.byref(minor), ctypes.byref(out))
 
 
 class _Context:
@@ -116,19 +120,31 @@ class _Context:
 
     def __init__(self, context: gssapi.SecurityContext) -> None:
         self._context = context
-        self._msk: dict[tuple[bytes, int], Secret] = {}
+        self._raw: ctypes.c_void_p | None = None  # after the first PRF
+        self._names: tuple[str, str] | None = None
+
+    def __del__(self) -> None:
+        if self._raw is not None:
+            minor = ctypes.c_uint32()
+            _library().gss_delete_sec_context(ctypes.byref(minor), ctypes.byref(self._raw), None)
+            self._raw = None
 
     @property
     def complete(self) -> bool:
-        return bool(self._context.complete)
+        return self._raw is not None or bool(self._context.complete)
+
+    def _peer_names(self) -> tuple[str, str]:
+        if self._names is None:
+            self._names = (str(self._context.initiator_name), str(self._context.target_name))
+        return self._names
 
     @property
     def initiator_name(self) -> str:
-        return str(self._context.initiator_name)
+        return self._peer_names()[0]
 
     @property
     def target_name(self) -> str:
-        return str(self._context.target_name)
+        return self._peer_names()[1]
 
     def step(self, token: bytes | None) -> bytes | None:
         g = _gssapi()
@@ -142,12 +158,12 @@ class _Context:
         return bytes(out) if out else None
 
     def prf(self, seed: bytes, length: int) -> Secret:
-        if not self.complete:
-            raise KerberosError("GSS_Pseudo_random before the context is established")
-        key = (seed, length)
-        if key not in self._msk:  # export ends the gssapi context: one PRF per seed
-            self._msk[key] = _pseudo_random(self._context, seed, length)
-        return self._msk[key]
+        if self._raw is None:
+            if not self._context.complete:
+                raise KerberosError("GSS_Pseudo_random before the context is established")
+            self._peer_names()  # read before the export ends the gssapi context
+            self._raw = _import_context(self._context)
+        return _pseudo_random(self._raw, seed, length)
 
 
 class GssapiProvider:
