@@ -16,6 +16,7 @@ import ipaddress
 import os
 import re
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -210,10 +211,17 @@ class Host:
         """An ICMP echo out through our SA, strongSwan's reply in through ours."""
         outbound, inbound = self.sa(child.outbound), self.sa(child.inbound)
         assert child.outbound.udp_encapsulation is not None  # libipsec: ESP in UDP
-        wire = outbound.encapsulate(icmp_echo(ME_INNER, SW_INNER, ident))
-        self.socks[4500].sendto(wire[28:], (SW, child.outbound.udp_encapsulation[1]))
         self.esp_in.clear()
-        self.pump(lambda: bool(self.esp_in), timeout=10)
+        # strongSwan installs its SAs once it has processed HASH(3): a first
+        # echo may arrive before that and is dropped, so try a few times
+        for attempt in range(5):
+            wire = outbound.encapsulate(icmp_echo(ME_INNER, SW_INNER, ident))
+            self.socks[4500].sendto(wire[28:], (SW, child.outbound.udp_encapsulation[1]))
+            with contextlib.suppress(AssertionError):
+                self.pump(lambda: bool(self.esp_in), timeout=1.0 if attempt < 4 else 5.0)
+            if self.esp_in:
+                break
+        assert self.esp_in, "no ESP answer from strongSwan"
         esp = self.esp_in[0]
         udp = struct.pack("!HHHH", 4500, 4500, 8 + len(esp), 0)
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(esp), 0, 0, 64, 17, 0,
@@ -265,3 +273,109 @@ def test_secpath_initiates_main_and_quick_mode(lab: tuple[str, Charon], suite: s
         assert "v1:" not in sw.swanctl("--list-sas")
     finally:
         host.close()
+
+
+@pytest.mark.parametrize("suite", list(SUITES))
+def test_strongswan_initiates_to_secpath(lab: tuple[str, Charon], suite: str) -> None:
+    """secpath as the responder: strongSwan's main mode and quick mode with
+    PFS, its quick-mode rekey (the old SA deleted), its new main mode taking
+    the IPsec SA over, and its delete."""
+    me_ns, sw = lab
+    ike, esp, sw_ike, sw_esp = SUITES[suite]
+    sw.load(sw_conf(sw_ike, sw_esp))
+    host = Host(me_ns, config(ike, esp, pfs=True))
+    try:
+        proc = swanctl_async(sw, "--initiate", "--child", "net")
+        host.pump(lambda: bool(host.of(ChildSaInstalled)), log=sw.log)
+        proc.wait(timeout=20)
+        (est,) = host.of(IkeSaEstablished)
+        assert not est.initiator and est.remote_id == "sw.test"
+        (child,) = host.of(ChildSaInstalled)
+        host.ping(child, 7)
+
+        rekey = swanctl_async(sw, "--rekey", "--child", "net")
+        host.pump(lambda: len(host.of(ChildSaInstalled)) == 2, log=sw.log)
+        rekey.wait(timeout=20)
+        new = host.of(ChildSaInstalled)[-1]
+        assert new.child_sa != child.child_sa
+        host.ping(new, 8)  # strongSwan sends on the newest SA (the old one expires later)
+
+        term = swanctl_async(sw, "--terminate", "--ike", "v1")
+        host.pump(lambda: bool(host.of(IkeSaDeleted)), log=sw.log)
+        term.wait(timeout=20)
+        assert host.engine.ike_sas() == ()
+        assert {child.child_sa, new.child_sa} <= {e.child_sa for e in host.of(ChildSaDeleted)}
+    finally:
+        host.close()
+
+
+def test_secpath_rekeys_quick_mode_with_pfs(lab: tuple[str, Charon]) -> None:
+    me_ns, sw = lab
+    ike, esp, sw_ike, sw_esp = SUITES["aes128-sha256-modp2048"]
+    sw.load(sw_conf(sw_ike, sw_esp))
+    host = Host(me_ns, config(ike, esp, pfs=True))
+    try:
+        handle = host.engine.initiate("net", time.time())
+        host.pump(lambda: bool(host.of(ChildSaInstalled)), log=sw.log)
+        (child,) = host.of(ChildSaInstalled)
+        host.ping(child, 31)
+        host.engine.rekey_child(handle, child.child_sa, time.time())
+        host.pump(lambda: bool(host.of(ChildSaRekeyed)) and bool(host.of(ChildSaDeleted)),
+                  log=sw.log)
+        (rekeyed,) = host.of(ChildSaRekeyed)
+        assert rekeyed.old_child_sa == child.child_sa
+        host.ping(rekeyed.new, 32)
+        log = sw.log.read_text(errors="replace")
+        assert log.count("CHILD_SA net{") >= 2
+        deadline = time.monotonic() + 5
+        while f"{child.inbound.spi:08x}" in sw.swanctl("--list-sas") \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert f"{child.inbound.spi:08x}" not in sw.swanctl("--list-sas")
+    finally:
+        host.close()
+
+
+def test_dpd_finds_a_restarted_peer(lab: tuple[str, Charon]) -> None:
+    """strongSwan crashes and is restarted (it forgets every SA without a
+    Delete): our R-U-THERE goes
+    unanswered, the ISAKMP SA and its IPsec SAs are declared dead (RFC
+    3706), and a new main mode brings the path back."""
+    me_ns, sw = lab
+    ike, esp, sw_ike, sw_esp = SUITES["3des-sha1-modp1024"]
+    conf = sw_conf(sw_ike, sw_esp, dpd=1)
+    sw.load(conf)
+    timing = Timing(dpd_interval=1.0, retransmit_timeout=0.3, retransmit_base=1.5,
+                    retransmit_tries=3)
+    host = Host(me_ns, config(ike, esp, timing=timing))
+    try:
+        host.engine.initiate("net", time.time())
+        host.pump(lambda: bool(host.of(ChildSaInstalled)), log=sw.log)
+        # alive: DPD is answered for a few intervals
+        host.pump(lambda: False if time.monotonic() < host_deadline(2.5) else True)
+        assert not host.of(IkeSaFailed)
+        assert "[ HASH N(DPD_ACK) ]" in sw.log.read_text(errors="replace")  # we answer
+        # a crash, not a clean stop (which would send Deletes): SIGKILL by its pid
+        assert sw.process is not None
+        os.killpg(sw.process.pid, signal.SIGKILL)
+        sw.process.wait(timeout=10)
+        sw.process = None
+        sw.start()
+        sw.load(conf)
+        host.pump(lambda: bool(host.of(IkeSaFailed)), timeout=15, log=sw.log)
+        (failed,) = host.of(IkeSaFailed)
+        assert "dead peer" in failed.reason
+        assert host.of(ChildSaDeleted)
+        host.engine.initiate("net", time.time())
+        host.pump(lambda: len(host.of(ChildSaInstalled)) == 2, log=sw.log)
+        host.ping(host.of(ChildSaInstalled)[-1], 41)
+    finally:
+        host.close()
+
+
+_DEADLINES: dict[float, float] = {}
+
+
+def host_deadline(seconds: float) -> float:
+    """A deadline ``seconds`` from the first call with that value."""
+    return _DEADLINES.setdefault(seconds, time.monotonic() + seconds)
