@@ -10,7 +10,6 @@ SAs built from the engine's events.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import ipaddress
 import os
@@ -69,6 +68,7 @@ ME, SW = "10.81.0.1", "10.81.0.2"
 ME_INNER, SW_INNER = "10.81.1.1", "10.81.2.1"
 PSK = "ikev1-interop-psk-not-secret"
 E = TypeVar("E")
+NO_DPD = Timing(dpd_interval=None)
 
 SUITES = {
     "3des-sha1-modp1024": (KeyExchangeMethod("sha1", "3des", 2), SecurityMethod("3des", "sha1"),
@@ -128,7 +128,7 @@ def sw_conf(sw_ike: str, sw_esp: str, *, me: str = ME, auth: str = "psk", dpd: i
 
 def config(ike: KeyExchangeMethod, esp: SecurityMethod, *, pfs: bool = True,
            creds: Credentials | None = None, local: str = ME,
-           timing: Timing = Timing(dpd_interval=None)) -> IkeConfig:
+           timing: Timing = NO_DPD) -> IkeConfig:
     cert = creds is not None
     rule = Rule(
         "net",
@@ -352,7 +352,8 @@ def test_dpd_finds_a_restarted_peer(lab: tuple[str, Charon]) -> None:
         host.engine.initiate("net", time.time())
         host.pump(lambda: bool(host.of(ChildSaInstalled)), log=sw.log)
         # alive: DPD is answered for a few intervals
-        host.pump(lambda: False if time.monotonic() < host_deadline(2.5) else True)
+        alive_until = time.monotonic() + 2.5
+        host.pump(lambda: time.monotonic() >= alive_until)
         assert not host.of(IkeSaFailed)
         assert "[ HASH N(DPD_ACK) ]" in sw.log.read_text(errors="replace")  # we answer
         # a crash, not a clean stop (which would send Deletes): SIGKILL by its pid
@@ -373,9 +374,92 @@ def test_dpd_finds_a_restarted_peer(lab: tuple[str, Charon]) -> None:
         host.close()
 
 
-_DEADLINES: dict[float, float] = {}
+
+def _certificates(sw: Charon) -> Credentials:
+    """A CA, our RSA certificate and strongSwan's, written to its swanctl folders."""
+    ca = pki.make_ca("ikev1-interop")
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    keys = {ip: pki.rsa_key(f"ikev1-{ip}") for ip in (ME, SW)}
+    certs = {ip: pki.make_leaf(ca, keys[ip], ip=ip, not_before=now - datetime.timedelta(hours=1),
+                               not_after=now + datetime.timedelta(days=1)) for ip in (ME, SW)}
+    pem = serialization.Encoding.PEM
+    for sub in ("x509", "x509ca", "private"):
+        (sw.dir / sub).mkdir(parents=True, exist_ok=True)
+    (sw.dir / "x509ca" / "ca.pem").write_bytes(ca.cert.public_bytes(pem))
+    (sw.dir / "x509" / "sw.pem").write_bytes(certs[SW].public_bytes(pem))
+    (sw.dir / "private" / "sw.key").write_bytes(keys[SW].private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return Credentials(certificate=certs[ME], private_key=keys[ME], trust_anchors=(ca.cert,))
 
 
-def host_deadline(seconds: float) -> float:
-    """A deadline ``seconds`` from the first call with that value."""
-    return _DEADLINES.setdefault(seconds, time.monotonic() + seconds)
+@pytest.mark.parametrize("secpath_initiates", [True, False])
+def test_rsa_certificates_with_strongswan(lab: tuple[str, Charon], secpath_initiates: bool
+                                          ) -> None:
+    """Main mode with RSA signatures both ways: strongSwan checks our
+    signature and certificate, we check its own against the same CA."""
+    me_ns, sw = lab
+    ike, esp, sw_ike, sw_esp = SUITES["aes128-sha256-modp2048"]
+    creds = _certificates(sw)
+    sw.load(sw_conf(sw_ike, sw_esp, auth="pubkey"))
+    cfg = config(ike, esp, creds=creds)
+    assert cfg.local_id == Identity.parse(ME)
+    host = Host(me_ns, cfg)
+    try:
+        if secpath_initiates:
+            host.engine.initiate("net", time.time())
+        else:
+            proc = swanctl_async(sw, "--initiate", "--child", "net")
+        host.pump(lambda: bool(host.of(ChildSaInstalled)), log=sw.log)
+        if not secpath_initiates:
+            proc.wait(timeout=20)
+        (est,) = host.of(IkeSaEstablished)
+        assert est.remote_id == SW and est.initiator is secpath_initiates
+        host.ping(host.of(ChildSaInstalled)[0], 51)
+        log = sw.log.read_text(errors="replace")
+        assert re.search(rf"authentication of '{ME}' with RSA\S* successful", log), log[-3000:]
+    finally:
+        host.close()
+
+
+NAT_RULES = """table ip nat {
+  chain post {
+    type nat hook postrouting priority srcnat;
+    oifname "%s" meta l4proto udp masquerade to :40000-40999
+    oifname "%s" masquerade
+  }
+}
+"""
+
+
+def test_secpath_behind_a_real_nat(tmp_path: Path) -> None:
+    """nftables masquerade (ports too) between secpath and strongSwan:
+    NAT-D shows our address translated (RFC 3947 §3), main mode floats to
+    4500, quick mode asks for UDP-encapsulated tunnel mode, and ESP-in-UDP
+    passes the NAT both ways."""
+    inside = "10.82.0.2"
+    with namespaces("v1natme", "v1natbox", "v1natsw") as ns:
+        veth(ns["v1natme"], f"{inside}/24", ns["v1natbox"], "10.82.0.1/24", tag="v1in")
+        veth(ns["v1natbox"], f"{ME}/24", ns["v1natsw"], f"{SW}/24", tag="v1out")
+        run_in(ns["v1natme"], ["ip", "route", "add", "default", "via", "10.82.0.1"])
+        run_in(ns["v1natbox"], ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        rules = tmp_path / "nat.nft"
+        rules.write_text(NAT_RULES % ("vav1out", "vav1out"))
+        run_in(ns["v1natbox"], ["nft", "-f", str(rules)])
+        run_in(ns["v1natsw"], ["ip", "addr", "add", f"{SW_INNER}/32", "dev", "lo"])
+        with charon(ns["v1natsw"], tmp_path / "sw") as sw:
+            ike, esp, sw_ike, sw_esp = SUITES["3des-sha1-modp1024"]
+            sw.load(sw_conf(sw_ike, sw_esp, me="%any"))
+            host = Host(ns["v1natme"], config(ike, esp, local=inside), address=inside)
+            try:
+                host.engine.initiate("net", time.time())
+                host.pump(lambda: bool(host.of(ChildSaInstalled)), log=sw.log)
+                (est,) = host.of(IkeSaEstablished)
+                assert est.nat_local  # our address is translated
+                log = sw.log.read_text(errors="replace")
+                assert "remote host is behind NAT" in log
+                (child,) = host.of(ChildSaInstalled)
+                assert child.outbound.udp_encapsulation == (4500, 4500)
+                assert child.outbound.tunnel == (inside, SW)
+                host.ping(child, 61)
+            finally:
+                host.close()
