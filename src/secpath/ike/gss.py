@@ -184,6 +184,7 @@ class GssapiProvider:
         if ccache is None and client_keytab is not None:
             self.ccache = f"MEMORY:secpath-{id(self)}-{next(_memory_ccaches)}"
         self._principal = principal
+        self._realm: str | None = None
         self._initiate: Any = None
         self._accept: Any = None
 
@@ -227,7 +228,9 @@ class GssapiProvider:
 
     @property
     def default_realm(self) -> str:
-        return _realm_from_config()
+        if self._realm is None:
+            self._realm = _realm_from_config()
+        return self._realm
 
     def initiator(self, target: str, bindings: bytes) -> _Context:
         g = self._g
@@ -295,9 +298,18 @@ def _ccache_principal(path: Path) -> str:
     return _read_principal(data, 4 + header_len, counted_type=True, wide=4)
 
 
+@cache
+def _libkrb5() -> ctypes.CDLL:
+    name = ctypes.util.find_library("krb5") or "libkrb5.so.3"
+    try:
+        return ctypes.CDLL(name)
+    except OSError as exc:
+        raise KerberosError(f"kerberos method: cannot load {name} ({exc})") from exc
+
+
 def _realm_from_config() -> str:
     """The default realm of krb5.conf (``KRB5_CONFIG``), through libkrb5."""
-    lib = ctypes.CDLL(ctypes.util.find_library("krb5") or "libkrb5.so.3")
+    lib = _libkrb5()
     context = ctypes.c_void_p()
     if lib.krb5_init_context(ctypes.byref(context)) != 0:
         raise KerberosError("krb5_init_context failed (krb5.conf unreadable?)")
