@@ -135,7 +135,8 @@ class IkeV1Engine:
         for sa in self._sas.values():
             timing = sa.config.timing
             times += [sa.retransmit_at, sa.soft_at, sa.hard_at]
-            times += [q.retransmit_at for q in sa.quick.values()]
+            times += [q.retransmit_at if q.finished is None
+                      else q.finished + timing.half_open_timeout for q in sa.quick.values()]
             times += [t for c in sa.children.values() for t in (c.soft_at, c.hard_at)]
             if sa.state is not State.ESTABLISHED:
                 times.append(sa.created + timing.half_open_timeout)
@@ -204,7 +205,8 @@ class IkeV1Engine:
         child = sa.children.get(child_sa)
         if child is None:
             raise LocalError(f"no IPsec SA {child_sa:#010x} in ISAKMP SA {ike_sa:#018x}")
-        if not child.replaced and not any(q.old == child_sa for q in sa.quick.values()):
+        if not child.replaced and not any(q.old == child_sa and q.finished is None
+                                          for q in sa.quick.values()):
             child.soft_at = float("inf")
             initiate_quick(sa, child.pair_index, now, old=child)
 

@@ -111,7 +111,7 @@ def _quick_refused(sa: Phase1Sa, kind: int) -> None:
     """An error notify while our quick modes wait: they failed (RFC 2408 §3.14.1)."""
     name = NotifyType(kind).name if kind in NotifyType.__members__.values() else str(kind)
     for mid, qm in list(sa.quick.items()):
-        if qm.initiator:
+        if qm.initiator and qm.finished is None:
             del sa.quick[mid]
             reason = RemoteError(f"the peer refused quick mode: {name}", notify=kind)
             sa.ctx.emit(ChildSaFailed(sa.handle, sa.config.name, str(reason), kind,

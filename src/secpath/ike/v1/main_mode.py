@@ -332,7 +332,15 @@ def _step(sa: Phase1Sa, data: bytes, payloads: Sequence[RawPayload] | None, now:
     elif sa.state in (State.MM_R4, State.MM_I5) and payloads is None:
         assert sa.suite is not None and sa.keys is not None
         header = decode_header(data)
-        got, next_iv = sa.open(data, header, sa.iv)
+        try:
+            got, next_iv = sa.open(data, header, sa.iv)
+        except ParseError as exc:
+            psk = sa.suite.auth == AuthenticationMethod.PRE_SHARED_KEY
+            raise RemoteError(
+                f"message {5 if sa.state is State.MM_R4 else 6} does not decrypt to valid "
+                f"payloads{' (wrong pre-shared key?)' if psk else ''}: {exc}",
+                notify=NotifyType.AUTHENTICATION_FAILED if psk
+                else NotifyType.PAYLOAD_MALFORMED) from exc
         id_p = _one(got, IdPayload)
         args = (sa.suite.hash, sa.keys.skeyid, sa.gxi, sa.gxr, sa.cky_i, sa.cky_r, sa.sai_b,
                 _id_body(id_p))

@@ -206,8 +206,10 @@ def _install(sa: Phase1Sa, child: Child, old: int | None, now: float) -> None:
 def handle_quick(sa: Phase1Sa, data: bytes, header: Header, now: float) -> None:
     qm = sa.quick.get(header.message_id)
     if qm is not None and data == qm.last_in:
-        if qm.last_out and not qm.initiator:
-            sa.send_once(qm.last_out)  # the initiator did not get our answer
+        if qm.last_out:
+            sa.send_once(qm.last_out)  # our answer was lost: the peer resent its message
+        return
+    if qm is not None and qm.finished is not None:
         return
     try:
         if qm is None:
@@ -249,14 +251,19 @@ def _respond(sa: Phase1Sa, data: bytes, header: Header, now: float) -> None:
             (_host(sa.peer[0]), _host(sa.local_address))
     except ParseError as exc:
         raise RemoteError(str(exc), notify=NotifyType.INVALID_ID_INFORMATION) from exc
+    remotes = [remote]
     if sa.nat_remote and remote.start == remote.end and sa.config.rule.tunnel_endpoint is None:
-        seen = ipaddress.ip_address(sa.peer[0])  # RFC 3947 §5.2: the NAT-OA case
-        remote = TrafficSelector(seen, seen, remote.protocol, remote.start_port, remote.end_port)
-    index = next((i for i, pair in enumerate(sa.config.selectors)
-                  if is_subset([local], pair.local) and is_subset([remote], pair.remote)), None)
-    if index is None:
+        # RFC 3947 §5.2: in transport mode the peer's ID is its original
+        # address (NAT-OAi); its packets reach us from the translated one
+        seen = ipaddress.ip_address(sa.peer[0])
+        remotes.insert(0, TrafficSelector(seen, seen, remote.protocol, remote.start_port,
+                                          remote.end_port))
+    match = next(((i, r) for r in remotes for i, pair in enumerate(sa.config.selectors)
+                  if is_subset([local], pair.local) and is_subset([r], pair.remote)), None)
+    if match is None:
         raise RemoteError(f"proposed selectors {remote} <-> {local} are not in rule "
                           f"{sa.config.name!r}", notify=NotifyType.INVALID_ID_INFORMATION)
+    index, remote = match
     ours = _suites(sa)
     picked = select_phase2(sa_p.proposals, ours)
     if picked is None:
@@ -338,7 +345,8 @@ def _initiator_reply(sa: Phase1Sa, qm: QuickMode, data: bytes, header: Header, n
     digest = prf(sa.suite.hash, sa.keys.skeyid_a,
                  b"\x00" + mid.to_bytes(4, "big") + qm.nonce_i + qm.nonce_r)
     out, _ = sa.seal(QM, mid, [HashPayload(digest)], next_iv)
-    del sa.quick[mid]
+    # kept a while: a resent message 2 means our HASH(3) was lost
+    qm.last_in, qm.last_out, qm.finished, qm.retransmit_at = data, out, now, float("inf")
     sa.send_once(out)
     child = _child(sa, qm, use, int.from_bytes(chosen.spi, "big"), gxy, now)
     _install(sa, child, qm.old, now)

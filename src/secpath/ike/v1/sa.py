@@ -104,6 +104,7 @@ class QuickMode:
     sent_at: float = 0.0
     tries: int = 0
     retransmit_at: float = float("inf")
+    finished: float | None = None  # the initiator's: HASH(3) sent, kept to resend it
 
 
 @dataclass
@@ -252,7 +253,9 @@ class Phase1Sa:
             self.retransmit_at = now + timing.retransmit_timeout * timing.retransmit_base ** self.tries
             self.tries += 1
         for qm in list(self.quick.values()):
-            if now >= qm.retransmit_at:
+            if qm.finished is not None and now >= qm.finished + timing.half_open_timeout:
+                del self.quick[qm.message_id]
+            elif now >= qm.retransmit_at:
                 if qm.tries >= timing.retransmit_tries:
                     del self.quick[qm.message_id]
                     continue
