@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Literal
 
 from secpath.agent.child import build_child
+from secpath.agent.engines import IkeEngines
 from secpath.agent.explain import describe_message, explain_failure
 from secpath.agent.packets import UdpHeaders, flow_key, packet_info, strip_outer_udp
 from secpath.agent.types import AgentEvent, ChildInfo, Outgoing, RuleState, _Pending, in_selectors
@@ -29,7 +30,6 @@ from secpath.esp.udp import NAT_KEEPALIVE, NAT_T_PORT, NON_ESP_MARKER
 from secpath.ike.config import Credentials, IkeConfig, Timing
 from secpath.ike.constants import NotifyType
 from secpath.ike.credentials import load_credentials
-from secpath.ike.engine import IkeEngine
 from secpath.ike.events import (
     ChildSaDeleted,
     ChildSaFailed,
@@ -115,7 +115,8 @@ class PolicyAgent:
                 )
             )
         self._configs = {c.name: c for c in configs}
-        self.engine = IkeEngine(configs, rng, local_address=self.local_address) if configs else None
+        # IKEv2 and IKEv1 rules each get their engine; datagrams go by header version
+        self.engine = IkeEngines(configs, rng, local_address=self.local_address) if configs else None
         self._inbound: dict[int, ChildInfo] = {}  # our inbound SPI -> Child SA
         self._allowed_inner: set[tuple[int, bytes]] = set()
         self._headers = UdpHeaders()
@@ -140,12 +141,15 @@ class PolicyAgent:
 
     def transmit(self) -> list[Outgoing]:
         """Everything to send, IKE first (a flush may depend on it)."""
+        ike: list[Outgoing] = []
         if self.engine is not None:
             for d in self.engine.datagrams_to_send():
-                self._transmit.append(Outgoing(d.data, d.destination, d.source_port))
+                ike.append(Outgoing(d.data, d.destination, d.source_port))
                 if self.trace_level >= 2:
                     self._trace("ike-out", d.data, d.destination, d.source_port)
-        out, self._transmit = self._transmit, []
+        # IKE before ESP: an IKEv1 initiator's HASH(3) must reach the responder
+        # before the first packet on the SA it installs (RFC 2409 §5.5)
+        out, self._transmit = ike + self._transmit, []
         return out
 
     def deliver(self) -> list[bytes]:

@@ -1,0 +1,83 @@
+"""Policy agents with ``ike_version = 1`` rules: the agent runs them on the
+IKEv1 engine, routes IKE datagrams by their header version, and ESP carries
+the traffic exactly as with IKEv2; a host with IKEv1 and IKEv2 rules speaks
+each to its peer."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from secpath.agent import RuleState
+from secpath.agent.engines import IkeEngines
+from secpath.ike.v1 import is_ikev1
+from secpath.policy.model import Policy
+
+from .test_agent import A, B, Net, agent, policy, same_but_id, udp_packet
+
+C = "10.0.0.3"
+
+
+def v1(p: Policy) -> Policy:
+    return replace(p, rules=tuple(replace(r, ike_version=1) for r in p.rules))
+
+
+@pytest.mark.parametrize("tunnel", [False, True])
+@pytest.mark.parametrize("encap", [False, True])
+def test_ikev1_rule_negotiates_on_the_first_packet(tunnel: bool, encap: bool) -> None:
+    kw = {"esp": "3des", "ike": ("sha1", "3des", 2)}
+    pa = v1(policy(A, B, tunnel=B if tunnel else "none", **kw))  # type: ignore[arg-type]
+    pb = v1(policy(B, A, tunnel=A if tunnel else "none", **kw))  # type: ignore[arg-type]
+    a, b = agent(pa, 1, force_udp_encapsulation=encap), agent(pb, 2, force_udp_encapsulation=encap)
+    assert isinstance(a.engine, IkeEngines) and a.engine.v2 is None and a.engine.v1 is not None
+    net = Net({A: a, B: b})
+    pkt = udp_packet(A, B, b"hello over IKEv1")
+    a.send_packet(pkt, 0.0)
+    net.run()
+    assert [same_but_id(p) for p in net.delivered[B]] == [same_but_id(pkt)], \
+        net.events(A) + net.events(B)
+    reply = udp_packet(B, A, b"hello back", 7, 40000)
+    b.send_packet(reply, net.now)
+    net.run()
+    assert [same_but_id(p) for p in net.delivered[A]] == [same_but_id(reply)]
+    assert a.rule_state("path") is RuleState.UP and b.rule_state("path") is RuleState.UP
+    ike = [o for _, o in net.seen if o.source_port in (500, 4500) and
+           (o.source_port == 500 or o.data[:4] == bytes(4))]
+    assert ike and all(is_ikev1(o.data[4:] if o.source_port == 4500 else o.data) for o in ike)
+    assert all(b"hello" not in o.data for _, o in net.seen)
+    # the monitor's "Main Mode SAs" / "Quick Mode SAs" in their literal IKEv1 meaning
+    assert a.stats.main_mode["main_mode_sas"] == 1 and a.stats.main_mode["quick_mode_sas"] == 1
+    kinds = [e.split(":")[0] for e in net.events(A)]
+    assert kinds[:3] == ["acquire", "ike-up", "child-up"]
+
+
+def test_a_host_speaks_ikev1_and_ikev2_to_different_peers() -> None:
+    ike = ("sha256", "aes128", 14)
+    pa = policy(A, B, esp="aes128", ike=ike, extra_rules=[])
+    to_c = policy(A, C, esp="aes128", ike=ike)
+    pa = replace(pa, rules=(replace(pa.rules[0], ike_version=1),
+                            replace(to_c.rules[0], name="to-c")))
+    pb = v1(policy(B, A, esp="aes128", ike=ike))
+    pc = policy(C, A, esp="aes128", ike=ike)
+    a, b, c = agent(pa, 1), agent(pb, 2), agent(pc, 3)
+    assert isinstance(a.engine, IkeEngines)
+    assert a.engine.v1 is not None and a.engine.v2 is not None
+    net = Net({A: a, B: b, C: c})
+    a.send_packet(udp_packet(A, B, b"to B over IKEv1"), 0.0)
+    a.send_packet(udp_packet(A, C, b"to C over IKEv2"), 0.0)
+    net.run()
+    assert len(net.delivered[B]) == 1 and len(net.delivered[C]) == 1, \
+        net.events(A) + net.events(B) + net.events(C)
+    to_b = [o for n, o in net.seen if n == A and o.destination[0] == B and o.source_port == 500]
+    to_c_ike = [o for n, o in net.seen if n == A and o.destination[0] == C
+                and o.source_port == 500]
+    assert to_b and all(is_ikev1(o.data) for o in to_b)
+    assert to_c_ike and not any(is_ikev1(o.data) for o in to_c_ike)
+    assert a.stats.main_mode["main_mode_sas"] == 2
+    # an IKEv2 datagram for a host whose rules are all IKEv1 is counted, not answered
+    before = b.stats.main_mode["invalid_packets_received"]
+    b.receive_datagram(to_c_ike[0].data, (A, 500), 500, net.now)
+    assert b.transmit() == []
+    b.handle_timer(net.now)
+    assert b.stats.main_mode["invalid_packets_received"] == before + 1
