@@ -81,3 +81,20 @@ def test_a_host_speaks_ikev1_and_ikev2_to_different_peers() -> None:
     assert b.transmit() == []
     b.handle_timer(net.now)
     assert b.stats.main_mode["invalid_packets_received"] == before + 1
+
+
+def test_negotiation_log_names_ikev1_exchanges_and_payloads() -> None:
+    kw = {"esp": "3des", "ike": ("sha1", "3des", 2)}
+    a = agent(v1(policy(A, B, **kw)), 1)  # type: ignore[arg-type]
+    b = agent(v1(policy(B, A, **kw)), 2)  # type: ignore[arg-type]
+    a.trace_level = 3
+    net = Net({A: a, B: b})
+    a.send_packet(udp_packet(A, B, b"traced"), 0.0)
+    net.run()
+    traced = []
+    while (e := a.next_event()) is not None:
+        if e.kind in ("ike-out", "ike-in"):
+            traced.append(e.detail)
+    assert traced[0].endswith("[Sa VendorId VendorId]")
+    assert traced[2].endswith("[Ke Nonce NatD NatD]")
+    assert any(t.endswith("[encrypted]") for t in traced)

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from secpath.errors import ParseError
 from secpath.ike.constants import ExchangeType
 from secpath.ike.message import decode_header, decode_message
+from secpath.ike.v1 import is_ikev1
+from secpath.ike.v1.trace import describe_message as describe_ikev1
 
 __all__ = ["describe_message", "explain_failure"]
 
@@ -49,6 +51,8 @@ def explain_failure(reason: str, local: Sequence[str], remote: Sequence[str]) ->
 def describe_message(data: bytes, level: int) -> tuple[str, int, str, str] | None:
     """(exchange, message ID, SA SPIs, detail) of an IKE datagram (without the
     non-ESP marker), or ``None`` if it is not one."""
+    if is_ikev1(data):
+        return describe_ikev1(data, level)
     try:
         header = decode_header(data)
     except ParseError:
