@@ -171,6 +171,8 @@ def _policy(topology: Topology, profile: Profile, server: Server,
         rules.append(Rule(
             path.rule, filter_list, action, (auth,),
             ConnectionType.ALL, None, peer=peer_address, remote_id=topology.fqdn(peer),
+            # both ends of a path to an IKEv1-only server (Windows Server 2008 R2) use IKEv1
+            ike_version=1 if min(server.ike_version, peer.ike_version) == 1 else 2,
         ))
     addresses = tuple(a for a in (server.visible, server.private) if a is not None)
     return Policy(

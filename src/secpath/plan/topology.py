@@ -74,6 +74,12 @@ class Site:
     subnets: tuple[IpNetwork, ...] = ()
 
 
+# operating systems whose IPsec speaks IKEv1 only (a path to them is planned with IKEv1)
+IKEV1_ONLY_OS = frozenset({"windows-2008r2"})
+KNOWN_OS = ("windows-2008r2", "windows-2012r2", "windows-2016", "windows-2019", "windows-2022",
+            "linux")
+
+
 @dataclass(frozen=True, slots=True)
 class Server:
     name: str
@@ -88,6 +94,14 @@ class Server:
     domain: str = ""  # "" = the deployment's domain
     authentication: AuthKind | None = None  # None = what the path needs
     nat_address: IpAddress | None = None  # static NAT address, if not the site's
+    # the server's operating system when it limits IPsec: "windows-2008r2" speaks IKEv1 only
+    os: str = ""
+
+    @property
+    def ike_version(self) -> int:
+        """The IKE version the server speaks (Windows Server 2008 R2's "IP
+        Security Policy" negotiates with IKEv1 main mode and quick mode)."""
+        return 1 if self.os in IKEV1_ONLY_OS else 2
 
     def __post_init__(self) -> None:
         if (self.role in SIDED_ROLES) != (self.side is not None):

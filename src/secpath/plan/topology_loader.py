@@ -20,6 +20,7 @@ from typing import Any, cast
 from secpath.errors import LocalError
 from secpath.plan.catalog import catalog_paths
 from secpath.plan.topology import (
+    KNOWN_OS,
     SIDED_ROLES,
     TIERED_ROLES,
     AuthKind,
@@ -49,7 +50,7 @@ _KEYS = {
                    "secrets_dir"},
     "site": {"name", "behind_nat", "public_address", "gateway", "wan_interface", "subnets"},
     "server": {"name", "role", "side", "tier", "site", "visible", "private", "pair",
-               "unified_cm", "domain", "authentication", "nat_address"},
+               "unified_cm", "domain", "authentication", "nat_address", "os"},
     "isolation": {"servers", "domain_controllers", "dns", "dhcp"},
 }
 
@@ -297,6 +298,8 @@ def _server(r: _Reader, t: Mapping[str, Any], where: str, sites: set[str]) -> Se
                       rule="a DNS domain name") or ""
     auth = r.string(t, "authentication", where, required=False, rule=_AUTHS,
                     choices=tuple(a.value for a in AuthKind))
+    os_name = r.string(t, "os", where, required=False, choices=KNOWN_OS,
+                       rule=" | ".join(KNOWN_OS)) or ""
     role = Role(role_s) if role_s is not None else None
     side: Side | None = None
     tier: Tier | None = None
@@ -325,7 +328,7 @@ def _server(r: _Reader, t: Mapping[str, Any], where: str, sites: set[str]) -> Se
     if len(r.issues) > before or name is None or role is None or site is None or visible is None:
         return None
     return Server(name, role, site, visible, private, side, tier, pair, unified_cm, domain,
-                  AuthKind(auth) if auth is not None else None, nat_address)
+                  AuthKind(auth) if auth is not None else None, nat_address, os_name)
 
 
 def _isolation(r: _Reader, data: Mapping[str, Any]) -> Isolation:
