@@ -123,10 +123,12 @@ def test_responder_lifetime_shortens_the_initiators() -> None:
 def test_hard_lifetime_deletes_at_both_ends() -> None:
     esp = (SecurityMethod("aes128", "sha256", lifetime_s=100),)
     pair = make_pair(esp_methods=esp)
-    handle = handshake(pair)
-    a, _ = _installed(pair)
-    # take the pair away from the rekey: only the hard lifetime remains
-    pair.a.engine._sas[handle.to_bytes(8, "big")].children[a.child_sa].soft_at = float("inf")
+    handshake(pair)
+    # take the pair away from the rekeys at both ends: only the hard lifetime remains
+    for side in (pair.a, pair.b):
+        for sa in side.engine._sas.values():
+            for child in sa.children.values():
+                child.soft_at = float("inf")
     pair.advance(101)
     assert [e.reason for e in pair.a.of(ChildSaDeleted)] == ["hard lifetime expired"]
     assert pair.b.of(ChildSaDeleted)
@@ -349,3 +351,45 @@ def test_duplicate_main_mode_message_is_answered_again() -> None:
     replies = pair.b.engine.datagrams_to_send()
     assert len(replies) == 2 and replies[0].data == replies[1].data
     assert len(pair.b.engine._sas) == 1
+
+
+def test_responder_rekeys_only_when_the_initiator_does_not() -> None:
+    esp = (SecurityMethod("aes128", "sha256", lifetime_s=1000),)
+    pair = make_pair(esp_methods=esp)
+    handle = handshake(pair)
+    pair.advance(980)
+    # the initiator rekeyed at ~90 %; the responder left it to it
+    assert len(pair.a.of(ChildSaRekeyed)) == 1 and not pair.b.of(ChildSaRekeyed)
+    # now an initiator that never rekeys (a peer without a soft lifetime)
+    pair2 = make_pair(esp_methods=esp, seed=3)
+    handle = handshake(pair2)
+    (a,) = pair2.a.of(ChildSaInstalled)
+    pair2.a.engine._sas[handle.to_bytes(8, "big")].children[a.child_sa].soft_at = float("inf")
+    pair2.advance(980)
+    assert len(pair2.b.of(ChildSaRekeyed)) == 1 and not pair2.a.of(ChildSaRekeyed)
+    assert all(e.reason != "hard lifetime expired" for e in pair2.a.of(ChildSaDeleted))
+
+
+def test_initial_contact_clears_stale_sas_of_a_restarted_peer() -> None:
+    pair = make_pair()
+    handshake(pair)
+    (old_b,) = pair.b.of(IkeSaEstablished)
+    # A restarts: a fresh engine with the same configuration and no SAs
+    from secpath.ike.v1 import IkeV1Engine
+
+    from .harness import seeded_rng
+
+    pair.a.engine = IkeV1Engine([make_config(A_ADDR, B_ADDR)], seeded_rng(99))
+    handshake(pair)
+    assert [e.ike_sa for e in pair.b.of(IkeSaDeleted)] == [old_b.ike_sa]
+    assert pair.b.of(IkeSaDeleted)[0].reason.startswith("INITIAL-CONTACT")
+    assert len(pair.b.engine.ike_sas()) == 1
+
+
+def test_no_initial_contact_when_replacing_the_isakmp_sa() -> None:
+    pair = make_pair()
+    handle = handshake(pair)
+    pair.a.engine.rekey_ike(handle, pair.now)
+    pair.run()
+    assert not pair.b.of(IkeSaDeleted)
+    assert len(pair.b.of(IkeSaRekeyed)) == 1

@@ -115,6 +115,18 @@ class IkeV1Engine:
         old.close("replaced", emit=False)
         return True
 
+    def initial_contact(self, sa: Phase1Sa) -> None:
+        """RFC 2407 §4.6.3.3: the peer (restarted) holds no SA older than ``sa``
+        with us: ours with the same peer address and identity are stale."""
+        for other in list(self._sas.values()):
+            if other is not sa and other.state is State.ESTABLISHED \
+                    and other.peer[0] == sa.peer[0] and other.remote_id == sa.remote_id:
+                other.close("INITIAL-CONTACT: the peer restarted")
+
+    def first_contact(self, sa: Phase1Sa) -> bool:
+        return not any(o is not sa and o.state is not State.CLOSED and o.peer[0] == sa.peer[0]
+                       for o in self._sas.values())
+
     def _new_cookie(self) -> bytes:
         while True:
             c = self.rng(8)

@@ -262,6 +262,7 @@ def _established(sa: Phase1Sa, now: float) -> None:
     jitter = int.from_bytes(sa.ctx.rng(2), "big") / 65535 * timing.rekey_jitter
     sa.hard_at = now + life
     sa.soft_at = now + life * (timing.rekey_fraction - jitter)
+    sa.dpd_seq = int.from_bytes(sa.ctx.rng(4), "big") >> 1  # RFC 3706 §5.5: a random start
     sa.ctx.emit(IkeSaEstablished(sa.handle, sa.peer, str(sa.config.local_id), str(sa.remote_id),
                                  sa.suite.name, sa.initiator, sa.nat_local, sa.nat_remote))
 
@@ -320,9 +321,10 @@ def _step(sa: Phase1Sa, data: bytes, payloads: Sequence[RawPayload] | None, now:
         id_p = _id_payload(sa.config.local_id)
         digest = hash_i(sa.suite.hash, sa.keys.skeyid, sa.gxi, sa.gxr, sa.cky_i, sa.cky_r,
                         sa.sai_b, _id_body(id_p))
-        out: list[Payload] = [id_p, *_auth_payloads(sa, digest),
-                              NotifyPayload(NotifyType.INITIAL_CONTACT, ProtocolId.ISAKMP,
-                                            sa.cky_i + sa.cky_r)]
+        out: list[Payload] = [id_p, *_auth_payloads(sa, digest)]
+        if sa.ctx.first_contact(sa):  # RFC 2407 §4.6.3.3: only with no other SA to the peer
+            out.append(NotifyPayload(NotifyType.INITIAL_CONTACT, ProtocolId.ISAKMP,
+                                     sa.cky_i + sa.cky_r))
         message, sa.iv = sa.seal(MM, 0, out, sa.iv)
         sa.state = State.MM_I5
         sa.last_out = message
@@ -352,6 +354,9 @@ def _step(sa: Phase1Sa, data: bytes, payloads: Sequence[RawPayload] | None, now:
             return
         _verify_peer(sa, got, hash_i(*args), id_p, now)
         sa.iv = next_iv
+        if any(isinstance(p.payload, NotifyPayload)
+               and p.payload.notify_type == NotifyType.INITIAL_CONTACT for p in got):
+            sa.ctx.initial_contact(sa)  # RFC 2407 §4.6.3.3: the peer has no older SAs
         mine = _id_payload(sa.config.local_id)
         digest = hash_r(sa.suite.hash, sa.keys.skeyid, sa.gxi, sa.gxr, sa.cky_i, sa.cky_r,
                         sa.sai_b, _id_body(mine))

@@ -180,8 +180,10 @@ def _child(sa: Phase1Sa, qm: QuickMode, suite: Phase2Suite, peer_spi: int, gxy: 
     assert qm.local_ts is not None and qm.remote_ts is not None
     timing = sa.config.timing
     jitter = int.from_bytes(sa.ctx.rng(2), "big") / 65535 * timing.rekey_jitter
-    soft = now + suite.lifetime_s * (timing.rekey_fraction - jitter) if qm.initiator \
-        else float("inf")
+    # the initiator rekeys first; the responder only if the initiator has not
+    # by halfway between the initiator's soft lifetime and the hard one
+    fraction = timing.rekey_fraction if qm.initiator else (1 + timing.rekey_fraction) / 2
+    soft = now + suite.lifetime_s * (fraction - jitter)
     return Child(qm.spi, peer_spi, suite, _keymat(sa, qm, suite, peer_spi, gxy), qm.local_ts,
                  qm.remote_ts, qm.initiator, qm.pair_index, soft, now + suite.lifetime_s)
 
@@ -189,6 +191,9 @@ def _child(sa: Phase1Sa, qm: QuickMode, suite: Phase2Suite, peer_spi: int, gxy: 
 def _install(sa: Phase1Sa, child: Child, old: int | None, now: float) -> None:
     from secpath.ike.v1.informational import send_delete_esp
 
+    for other in sa.children.values():
+        if (other.local_ts, other.remote_ts) == (child.local_ts, child.remote_ts):
+            other.soft_at = float("inf")  # the new pair is the one to rekey
     sa.children[child.inbound_spi] = child
     inbound, outbound = sa.esp_parameters(child)
     event = ChildSaInstalled(sa.handle, child.inbound_spi, sa.config.name, inbound, outbound,

@@ -51,6 +51,10 @@ class Context(Protocol):
 
     def adopt(self, old: Phase1Sa) -> bool: ...
 
+    def initial_contact(self, sa: Phase1Sa) -> None: ...
+
+    def first_contact(self, sa: Phase1Sa) -> bool: ...
+
 
 class State(Enum):
     """Main mode (RFC 2409 §5): I1/I3/I5 after the initiator's messages 1/3/5,
