@@ -463,3 +463,37 @@ def test_secpath_behind_a_real_nat(tmp_path: Path) -> None:
                 host.ping(child, 61)
             finally:
                 host.close()
+
+
+def test_strongswan_behind_a_real_nat_initiates_to_secpath(tmp_path: Path) -> None:
+    """The other direction: strongSwan inside the NAT initiates; secpath (the
+    responder) sees the peer translated, follows its float to 4500 and
+    answers in UDP-encapsulated tunnel mode."""
+    inside = "10.84.0.2"
+    with namespaces("v1rsw", "v1rbox", "v1rme") as ns:
+        veth(ns["v1rsw"], f"{inside}/24", ns["v1rbox"], "10.84.0.1/24", tag="v1rin")
+        veth(ns["v1rbox"], f"{SW}/24", ns["v1rme"], f"{ME}/24", tag="v1rout")
+        run_in(ns["v1rsw"], ["ip", "route", "add", "default", "via", "10.84.0.1"])
+        run_in(ns["v1rsw"], ["ip", "addr", "add", f"{SW_INNER}/32", "dev", "lo"])
+        run_in(ns["v1rbox"], ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        rules = tmp_path / "nat.nft"
+        rules.write_text(NAT_RULES % ("vav1rout", "vav1rout"))
+        run_in(ns["v1rbox"], ["nft", "-f", str(rules)])
+        with charon(ns["v1rsw"], tmp_path / "sw") as sw:
+            ike, esp, sw_ike, sw_esp = SUITES["aes128-sha256-modp2048"]
+            sw.load(sw_conf(sw_ike, sw_esp).replace(f"local_addrs = {SW}",
+                                                    f"local_addrs = {inside}"))
+            # the peer is known by its translated address (the NAT box's)
+            host = Host(ns["v1rme"], config(ike, esp))
+            try:
+                proc = swanctl_async(sw, "--initiate", "--child", "net")
+                host.pump(lambda: bool(host.of(ChildSaInstalled)), log=sw.log)
+                proc.wait(timeout=20)
+                (est,) = host.of(IkeSaEstablished)
+                assert est.nat_remote and not est.initiator
+                assert est.peer[0] == SW and est.peer[1] != 500
+                (child,) = host.of(ChildSaInstalled)
+                assert child.outbound.udp_encapsulation == (4500, est.peer[1])
+                host.ping(child, 71)
+            finally:
+                host.close()
