@@ -50,10 +50,18 @@ def missing_reason() -> str | None:
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
+    """A port free on 127.0.0.1 for both UDP and TCP (the KDC listens on both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                t.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise LocalError("lab realm: no free port on 127.0.0.1 for the KDC")
 
 
 class LabRealm:
@@ -82,12 +90,16 @@ class LabRealm:
             "[libdefaults]\n"
             f" default_realm = {self.realm}\n dns_lookup_kdc = false\n rdns = false\n"
             " dns_canonicalize_hostname = false\n udp_preference_limit = 1\n"
-            f"[realms]\n {self.realm} = {{\n  kdc = 127.0.0.1:{self.port}\n }}\n")
+            f"[realms]\n {self.realm} = {{\n  kdc = 127.0.0.1:{self.port}\n }}\n"
+        )
         (d / "kdc.conf").write_text(
             f"[realms]\n {self.realm} = {{\n  database_name = {d}/db\n"
-            f"  key_stash_file = {d}/stash\n  kdc_ports = {self.port}\n"
-            f"  kdc_tcp_ports = {self.port}\n  acl_file = {d}/acl\n }}\n"
-            f"[logging]\n kdc = FILE:{d}/kdc.log\n default = FILE:{d}/others.log\n")
+            f"  key_stash_file = {d}/stash\n  acl_file = {d}/acl\n }}\n"
+            # loopback only: the lab's hosts bind their own 127.x addresses
+            f"[kdcdefaults]\n kdc_listen = 127.0.0.1:{self.port}\n"
+            f" kdc_tcp_listen = 127.0.0.1:{self.port}\n"
+            f"[logging]\n kdc = FILE:{d}/kdc.log\n default = FILE:{d}/others.log\n"
+        )
         (d / "acl").write_text("")
         os.environ["KRB5_CONFIG"] = str(d / "krb5.conf")
         os.environ["KRB5_KDC_PROFILE"] = str(d / "kdc.conf")
@@ -100,19 +112,20 @@ class LabRealm:
         assert path is not None
         done = subprocess.run([path, *args], capture_output=True, check=False, timeout=60)  # noqa: S603
         if done.returncode != 0:
-            raise LocalError(f"lab realm: {program} failed: "
-                             f"{done.stderr.decode(errors='replace').strip()}")
+            raise LocalError(f"lab realm: {program} failed: {done.stderr.decode(errors='replace').strip()}")
 
     def _start(self) -> None:
         path = _program("krb5kdc")
         assert path is not None
-        self._kdc = subprocess.Popen([path, "-n"], stdout=subprocess.DEVNULL,  # noqa: S603
-                                     stderr=subprocess.DEVNULL)
+        self._kdc = subprocess.Popen(  # noqa: S603 - the KDC program found above
+            [path, "-n"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self._kdc.poll() is not None:
-                raise LocalError("lab realm: krb5kdc exited at start "
-                                 f"(see {self.dir}/kdc.log)")
+                raise LocalError(f"lab realm: krb5kdc exited at start (see {self.dir}/kdc.log)")
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 if s.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
@@ -126,10 +139,8 @@ class LabRealm:
         """``host/<fqdn>@REALM`` with a random key, and its keytab (mode 600)."""
         keytab = self.dir / f"{fqdn}.keytab"
         if not keytab.exists():
-            self._run("kadmin.local", "-r", self.realm, "-q",
-                      f"addprinc -randkey {self.principal(fqdn)}")
-            self._run("kadmin.local", "-r", self.realm, "-q",
-                      f"ktadd -k {keytab} {self.principal(fqdn)}")
+            self._run("kadmin.local", "-r", self.realm, "-q", f"addprinc -randkey {self.principal(fqdn)}")
+            self._run("kadmin.local", "-r", self.realm, "-q", f"ktadd -k {keytab} {self.principal(fqdn)}")
             keytab.chmod(0o600)
         return keytab
 
