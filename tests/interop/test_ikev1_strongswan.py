@@ -375,11 +375,14 @@ def test_dpd_finds_a_restarted_peer(lab: tuple[str, Charon]) -> None:
 
 
 
-def _certificates(sw: Charon) -> Credentials:
-    """A CA, our RSA certificate and strongSwan's, written to its swanctl folders."""
+def _certificates(sw: Charon, kind: str = "rsa") -> Credentials:
+    """A CA, our certificate and strongSwan's (RSA or ECDSA P-256), written to
+    its swanctl folders."""
     ca = pki.make_ca("ikev1-interop")
     now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-    keys = {ip: pki.rsa_key(f"ikev1-{ip}") for ip in (ME, SW)}
+    keys: dict[str, pki.PrivateKey] = {
+        ip: pki.rsa_key(f"ikev1-{ip}") if kind == "rsa" else pki.ec_key(f"ikev1-{ip}")
+        for ip in (ME, SW)}
     certs = {ip: pki.make_leaf(ca, keys[ip], ip=ip, not_before=now - datetime.timedelta(hours=1),
                                not_after=now + datetime.timedelta(days=1)) for ip in (ME, SW)}
     pem = serialization.Encoding.PEM
@@ -392,14 +395,16 @@ def _certificates(sw: Charon) -> Credentials:
     return Credentials(certificate=certs[ME], private_key=keys[ME], trust_anchors=(ca.cert,))
 
 
+@pytest.mark.parametrize("kind", ["rsa", "ecdsa"])
 @pytest.mark.parametrize("secpath_initiates", [True, False])
-def test_rsa_certificates_with_strongswan(lab: tuple[str, Charon], secpath_initiates: bool
-                                          ) -> None:
-    """Main mode with RSA signatures both ways: strongSwan checks our
-    signature and certificate, we check its own against the same CA."""
+def test_certificates_with_strongswan(lab: tuple[str, Charon], secpath_initiates: bool,
+                                      kind: str) -> None:
+    """Main mode with RSA (RFC 2409 §5.1) or ECDSA (RFC 4754) signatures both
+    ways: strongSwan checks our signature and certificate, we check its own
+    against the same CA."""
     me_ns, sw = lab
     ike, esp, sw_ike, sw_esp = SUITES["aes128-sha256-modp2048"]
-    creds = _certificates(sw)
+    creds = _certificates(sw, kind)
     sw.load(sw_conf(sw_ike, sw_esp, auth="pubkey"))
     cfg = config(ike, esp, creds=creds)
     assert cfg.local_id == Identity.parse(ME)
@@ -416,7 +421,9 @@ def test_rsa_certificates_with_strongswan(lab: tuple[str, Charon], secpath_initi
         assert est.remote_id == SW and est.initiator is secpath_initiates
         host.ping(host.of(ChildSaInstalled)[0], 51)
         log = sw.log.read_text(errors="replace")
-        assert re.search(rf"authentication of '{ME}' with RSA\S* successful", log), log[-3000:]
+        scheme = "RSA" if kind == "rsa" else "ECDSA"
+        assert re.search(rf"authentication of '{ME}' with {scheme}\S* successful", log), \
+            log[-3000:]
     finally:
         host.close()
 

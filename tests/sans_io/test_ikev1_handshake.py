@@ -44,7 +44,7 @@ def _installed(pair: Pair) -> tuple[ChildSaInstalled, ChildSaInstalled]:
 
 
 @pytest.mark.parametrize("suite", SUITES)
-@pytest.mark.parametrize("auth", ["psk", "rsa"])
+@pytest.mark.parametrize("auth", ["psk", "rsa", "ecdsa"])
 @pytest.mark.parametrize("mode", ["tunnel", "transport"])
 @pytest.mark.parametrize("pfs", [False, True])
 def test_main_mode_and_quick_mode(suite: str, auth: str, mode: str, pfs: bool) -> None:

@@ -118,6 +118,9 @@ class AuthenticationMethod(IntEnum):
     RSA_SIGNATURES = 3
     RSA_ENCRYPTION = 4
     REVISED_RSA_ENCRYPTION = 5
+    ECDSA_SHA256 = 9  # RFC 4754 §8
+    ECDSA_SHA384 = 10
+    ECDSA_SHA512 = 11
 
 
 class IpsecAttribute(IntEnum):

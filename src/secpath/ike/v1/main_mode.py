@@ -16,10 +16,6 @@ import hashlib
 import ipaddress
 from collections.abc import Sequence
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo
-
 from secpath.crypto.dh import generate_dh
 from secpath.crypto.registry import IKE_INTEGRITY
 from secpath.errors import LocalError, ParseError, RemoteError
@@ -73,6 +69,7 @@ from secpath.ike.v1.proposals import (
     select_phase1,
 )
 from secpath.ike.v1.sa import NAT_T_PORT, Phase1Sa, State
+from secpath.ike.v1.signatures import method_for_key, sign_hash, verify_hash
 
 __all__ = ["auth_method", "fail", "handle_main", "respond_first", "start_main_mode"]
 
@@ -81,8 +78,10 @@ MM = ExchangeType.IDENTITY_PROTECTION
 
 
 def auth_method(cfg: IkeConfig) -> AuthenticationMethod:
-    return AuthenticationMethod.PRE_SHARED_KEY if cfg.credentials.psk is not None \
-        else AuthenticationMethod.RSA_SIGNATURES
+    key = cfg.credentials.private_key
+    if cfg.credentials.psk is not None or key is None:
+        return AuthenticationMethod.PRE_SHARED_KEY
+    return method_for_key(key)
 
 
 def _vendor_ids() -> list[Payload]:
@@ -206,10 +205,9 @@ def _auth_payloads(sa: Phase1Sa, digest: bytes) -> list[Payload]:
     if sa.suite is not None and sa.suite.auth == AuthenticationMethod.PRE_SHARED_KEY:
         return [HashPayload(digest)]
     key, cert = creds.private_key, creds.certificate
-    if not isinstance(key, rsa.RSAPrivateKey) or cert is None:
-        raise LocalError(f"rule {sa.config.name!r}: IKEv1 signatures need an RSA key")
-    # RFC 2409 §5.1: the signature is over HASH_x alone (PKCS #1 type 1, no DigestInfo)
-    sig = key.sign(digest, padding.PKCS1v15(), NoDigestInfo())
+    if key is None or cert is None or sa.suite is None:
+        raise LocalError(f"rule {sa.config.name!r}: signatures need a certificate and its key")
+    sig = sign_hash(key, sa.suite.auth, digest)
     return [CertPayload(CERT_X509_SIGNATURE, certificate_der(cert)), SigPayload(sig)]
 
 
@@ -242,15 +240,7 @@ def _verify_peer(sa: Phase1Sa, payloads: Sequence[RawPayload], digest_of: bytes,
                               notify=NotifyType.AUTHENTICATION_FAILED)
         key = validate_certificate(cert.data, (), sa.config.credentials.trust_anchors,
                                    identity, now)
-        if not isinstance(key, rsa.RSAPublicKey):
-            raise RemoteError("IKEv1 RSA signature but the key is not RSA",
-                              notify=NotifyType.AUTHENTICATION_FAILED)
-        try:
-            # cryptography's stub lists NoDigestInfo for sign() only; verify() accepts it too
-            key.verify(sig.data, digest_of, padding.PKCS1v15(), NoDigestInfo())  # type: ignore[arg-type]
-        except (InvalidSignature, ValueError) as exc:
-            raise RemoteError("main mode signature does not verify",
-                              notify=NotifyType.AUTHENTICATION_FAILED) from exc
+        verify_hash(key, sa.suite.auth, sig.data, digest_of)
     sa.remote_id = identity
 
 
@@ -276,6 +266,8 @@ def handle_main(sa: Phase1Sa, data: bytes, payloads: Sequence[RawPayload] | None
         _step(sa, data, payloads, now)
     except RemoteError as exc:
         fail(sa, f"main mode: {exc}", exc.notify)
+    except LocalError as exc:  # our own configuration cannot go on: never out of receive
+        fail(sa, f"main mode: {exc}")
 
 
 def _step(sa: Phase1Sa, data: bytes, payloads: Sequence[RawPayload] | None, now: float) -> None:

@@ -19,7 +19,7 @@ from secpath._wire import Reader
 from secpath.crypto.dh import generate_dh
 from secpath.crypto.prf import prf
 from secpath.crypto.registry import ESP_ENCRYPTION, ESP_INTEGRITY
-from secpath.errors import ParseError, RemoteError
+from secpath.errors import LocalError, ParseError, RemoteError
 from secpath.ike.events import ChildSaFailed, ChildSaInstalled, ChildSaRekeyed
 from secpath.ike.selectors import TrafficSelector, is_subset
 from secpath.ike.v1.codec import (
@@ -225,11 +225,12 @@ def handle_quick(sa: Phase1Sa, data: bytes, header: Header, now: float) -> None:
             _initiator_reply(sa, qm, data, header, now)
         else:
             _responder_final(sa, qm, data, header, now)
-    except RemoteError as exc:
+    except (RemoteError, LocalError) as exc:
         sa.quick.pop(header.message_id, None)
         reason = f"quick mode: {exc}"
         local = tuple(s.name for s in _suites(sa))
-        sa.ctx.emit(ChildSaFailed(sa.handle, sa.config.name, reason, exc.notify, local))
+        notify = exc.notify if isinstance(exc, RemoteError) else None
+        sa.ctx.emit(ChildSaFailed(sa.handle, sa.config.name, reason, notify, local))
 
 
 def _ids(payloads: Sequence[RawPayload]) -> tuple[IdPayload, IdPayload] | None:
