@@ -23,8 +23,7 @@ def test_lab_runs_ikev1_paths_to_a_windows_2008r2_server(
     text = (EXAMPLES / "topology.toml").read_text(encoding="utf-8")
     marker = 'name = "pg2-a"\n'
     assert marker in text
-    # IKEv1 Kerberos is not implemented: this server authenticates with certificates
-    text = text.replace(marker, marker + 'os = "windows-2008r2"\nauthentication = "certificate"\n')
+    text = text.replace(marker, marker + 'os = "windows-2008r2"\n')
     path = tmp_path / "topology.toml"
     path.write_text(text, encoding="utf-8")
     established: list[IkeSaEstablished] = []
@@ -46,5 +45,5 @@ def test_lab_runs_ikev1_paths_to_a_windows_2008r2_server(
     assert any(e.nat_local or e.nat_remote for e in established)
     for p in old:
         assert p.ok and p.encapsulation == "ESP-in-UDP"
-        assert p.used_authentication == "certificate"
+        assert p.authentication == "certificate"  # the planner's choice: no IKEv1 Kerberos
     assert any(p.nat for p in old)  # pg2-a sits behind the remote site's NAT

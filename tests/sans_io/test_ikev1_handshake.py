@@ -393,3 +393,17 @@ def test_no_initial_contact_when_replacing_the_isakmp_sa() -> None:
     pair.run()
     assert not pair.b.of(IkeSaDeleted)
     assert len(pair.b.of(IkeSaRekeyed)) == 1
+
+
+def test_a_kerberos_rule_is_refused_with_a_clear_reason() -> None:
+    from typing import Any, cast
+
+    from secpath.errors import LocalError
+    from secpath.ike.v1 import IkeV1Engine
+
+    from .harness import seeded_rng
+
+    cfg = make_config(A_ADDR, B_ADDR)
+    kerberos = dataclasses.replace(cfg, credentials=Credentials(kerberos=cast(Any, object())))
+    with pytest.raises(LocalError, match="kerberos over IKEv1 is not implemented"):
+        IkeV1Engine([kerberos], seeded_rng(1))

@@ -12,6 +12,7 @@ import pytest
 
 from secpath.plan.exporters.secpath import policy_to_toml
 from secpath.plan.planner import plan_deployment
+from secpath.plan.topology import AuthKind
 from secpath.plan.topology_loader import TopologyError, parse_topology
 from secpath.policy.loader import parse_policy
 
@@ -35,6 +36,10 @@ def test_paths_to_a_windows_2008r2_server_use_ikev1_at_both_ends() -> None:
         want = 1 if path in old else 2
         for end in (path.a, path.b):
             assert plan.policies[end.name].rule(path.rule).ike_version == want, path.rule
+    # the deployment's Kerberos becomes certificates on IKEv1 paths (no GSS-API method)
+    assert parse_topology(data).deployment.authentication is AuthKind.KERBEROS
+    assert all(p.authentication is AuthKind.CERTIFICATE for p in old)
+    assert any(p.authentication is AuthKind.KERBEROS for p in plan.paths if p not in old)
     # the exported policy file carries it through the loader
     rule = old[0].rule
     text = policy_to_toml(plan.policies["rtr-a"])

@@ -110,6 +110,8 @@ def path_authentication(topology: Topology, a: Server, b: Server) -> AuthKind:
     method = topology.deployment.authentication
     if method is AuthKind.KERBEROS and not (topology.in_domain(a) and topology.in_domain(b)):
         return AuthKind.CERTIFICATE
+    if method is AuthKind.KERBEROS and min(a.ike_version, b.ike_version) == 1:
+        return AuthKind.CERTIFICATE  # secpath's IKEv1 has no Kerberos (GSS-API) method
     return method
 
 

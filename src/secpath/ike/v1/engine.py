@@ -70,6 +70,11 @@ class IkeV1Engine:
                  local_address: str | None = None) -> None:
         if not configs:
             raise LocalError("IkeV1Engine: at least one rule configuration is needed")
+        for c in configs:
+            if c.credentials.method not in ("psk", "certificate"):
+                raise LocalError(f"rule {c.name!r}: IKEv1 authenticates with a pre-shared key or "
+                                 f"certificates here; {c.credentials.method} over IKEv1 is not "
+                                 "implemented (use ike_version = 2 or another method)")
         self.rng = rng
         self._configs = tuple(configs)
         if local_address is None:
