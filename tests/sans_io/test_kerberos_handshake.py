@@ -326,3 +326,34 @@ def test_auth_not_from_the_gss_key_is_refused(realm: Kdc) -> None:
     _, fb = _refused(_tampered(realm, 41, msk=Secret(bytes(64))))
     assert fb is not None
     assert "initiator's AUTH does not match the GSS-API key" in fb.reason, fb.reason
+
+
+def test_each_ike_auth_message_lost_once_is_retransmitted(realm: Kdc) -> None:
+    """RFC 7296 §2.1: the four Kerberos IKE_AUTH messages each lost once; the
+    requests are resent, the responder answers a resent request from its
+    cache (the AP-REQ is not presented to the GSS-API twice)."""
+    from secpath.ike.engine import Datagram
+
+    seen: set[bytes] = set()
+    dropped: list[int] = []
+
+    def lose_first_copy(d: Datagram, src: str) -> list[Datagram]:
+        if d.data[18] == 35 and d.data not in seen:  # IKE_AUTH (RFC 7296 §3.1)
+            seen.add(d.data)
+            dropped.append(int.from_bytes(d.data[20:24], "big"))  # message ID
+            return []
+        return [d]
+
+    pair = pair_of(hosts(realm), seed=51)
+    pair.network = lose_first_copy
+    handle = pair.a.engine.initiate("path", pair.now)
+    pair.run()
+    for _ in range(6):
+        if pair.a.engine.ike_sa_state(handle) is State.ESTABLISHED and pair.b.of(IkeSaEstablished):
+            break
+        pair.advance(3.0)
+    assert len(pair.a.of(IkeSaEstablished)) == 1 and len(pair.b.of(IkeSaEstablished)) == 1, \
+        (pair.a.events, pair.b.events)
+    assert not failures(pair.a) and not failures(pair.b)
+    assert sorted(dropped) == [1, 1, 2, 2]  # both round trips, request and response
+    check_child_pair(*installed(pair))

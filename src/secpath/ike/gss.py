@@ -148,6 +148,8 @@ class _Context:
 
     def step(self, token: bytes | None) -> bytes | None:
         g = _gssapi()
+        if token is not None and not token:
+            raise KerberosError("empty GSS-API token")  # RFC 2743 §3.1: never empty
         try:
             out = self._context.step(token)
             # gssapi returns an error token and keeps the error for the next
