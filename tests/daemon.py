@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from secpath.daemon.control import ControlError, request
 from tests.netns import run_in, stop_process
 
 POLICY = """[policy]
@@ -128,11 +129,20 @@ class SecpathDaemon:
         )
         out.close()
         deadline = time.monotonic() + timeout
-        while not self.control.exists():
+        while not self._ready():  # the policy applied: sockets, routes, firewall
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"secpath daemon did not start in {self.ns}: {self.log.read_text()}")
             time.sleep(0.05)
+
+    def _ready(self) -> bool:
+        if not self.control.exists():
+            return False
+        try:
+            request(self.control, "status", timeout=2)
+        except ControlError:
+            return False
+        return True
 
     def cli(self, *args: str, check: bool = True) -> str:
         result = run_in(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Literal
@@ -261,9 +260,7 @@ class PolicyAgent:
             return
         p = child.parameters
         if p.udp_encapsulation is not None:
-            self._transmit.append(
-                Outgoing(strip_outer_udp(wire), (child.peer, child.peer_port), NAT_T_PORT)
-            )
+            self._transmit.append(Outgoing(strip_outer_udp(wire), (child.peer, child.peer_port), NAT_T_PORT))
         else:
             self._transmit.append(Outgoing(wire, (child.peer, 0), 0))
         totals = self.stats.rule(child.rule)
@@ -633,11 +630,16 @@ class PolicyAgent:
             self._drop_duplicate(child, now)
 
     def _drop_duplicate(self, child: ChildInfo, now: float) -> None:
-        """Both ends negotiated the same path at once (each had traffic for
-        it): two IKE SAs for one path.  Both ends pick the same loser, the
-        one started by the higher address, and only its initiator deletes it,
-        so exactly one pair of SAs stays (no Child SA is lost while the
-        other carries the traffic)."""
+        """Two IKE SAs for one path, from negotiations that crossed or from a
+        retry after a lost answer.  Both ends pick the same loser:
+
+        * started by different ends: the one whose initiator has the greater
+          IKE identity (identities are the same at both ends, NAT or not),
+          deleted by its initiator;
+        * started by the same end: the older one (its initiator gave up on it
+          or will), deleted by whichever end sees the pair.
+
+        Exactly one pair of SAs stays; traffic keeps flowing on the newest."""
         for other in list(self.children.values()):
             if (
                 other is child
@@ -645,22 +647,25 @@ class PolicyAgent:
                 or other.ike_sa == child.ike_sa
             ):
                 continue
-            losers = sorted((child.ike_sa, other.ike_sa), key=self._initiator_rank)
-            loser = losers[-1]
-            established = self.ike_sas.get(loser)
-            if established is not None and established.initiator and self.engine is not None:
+            new_by, old_by = self._initiator_of(child.ike_sa), self._initiator_of(other.ike_sa)
+            if new_by == old_by:
+                loser, ours = other.ike_sa, True
+            else:
+                loser = child.ike_sa if new_by > old_by else other.ike_sa
+                established = self.ike_sas.get(loser)
+                ours = established is not None and established.initiator
+            if ours and self.engine is not None:
                 with contextlib.suppress(LocalError):
                     self.engine.delete(loser, now)
                 self._emit("ike-duplicate", child.rule, child.peer, f"deleting duplicate IKE SA {loser:016x}")
             return
 
-    def _initiator_rank(self, ike_sa: int) -> tuple[int, int]:
-        """(initiator's address, SA) — the same order at both ends of a path."""
+    def _initiator_of(self, ike_sa: int) -> str:
+        """The identity of the end that started an IKE SA (the same at both ends)."""
         ev = self.ike_sas.get(ike_sa)
         if ev is None:
-            return (0, ike_sa)
-        initiator = self.local_address if ev.initiator else ev.peer[0]
-        return (int(ipaddress.ip_address(initiator)), 0)
+            return ""
+        return ev.local_id if ev.initiator else ev.remote_id
 
     def _remove_child(self, handle: int, reason: str) -> None:
         child = self.children.pop(handle, None)

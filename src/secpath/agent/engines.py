@@ -26,8 +26,9 @@ NAT_T_PORT = 4500
 class IkeEngines:
     """IKEv2 and IKEv1 engines for the rules in ``configs`` (either may be absent)."""
 
-    def __init__(self, configs: Sequence[IkeConfig], rng: Callable[[int], bytes], *,
-                 local_address: str) -> None:
+    def __init__(
+        self, configs: Sequence[IkeConfig], rng: Callable[[int], bytes], *, local_address: str
+    ) -> None:
         v2 = [c for c in configs if c.rule.ike_version == 2]
         v1 = [c for c in configs if c.rule.ike_version == 1]
         self.v2 = IkeEngine(v2, rng, local_address=local_address) if v2 else None
@@ -86,8 +87,7 @@ class IkeEngines:
 
     # -- input -----------------------------------------------------------------------
 
-    def receive_datagram(self, data: bytes, addr: Address, now: float,
-                         local_port: int = 500) -> None:
+    def receive_datagram(self, data: bytes, addr: Address, now: float, local_port: int = 500) -> None:
         header = data[4:] if local_port == NAT_T_PORT else data
         engine = self.v1 if is_ikev1(header) else self.v2
         if engine is None:
@@ -102,8 +102,7 @@ class IkeEngines:
     # -- introspection ------------------------------------------------------------
 
     def ike_sa_state(self, ike_sa: int) -> object | None:
-        return next((s for e in self._engines() if (s := e.ike_sa_state(ike_sa)) is not None),
-                    None)
+        return next((s for e in self._engines() if (s := e.ike_sa_state(ike_sa)) is not None), None)
 
     def ike_sas(self) -> tuple[int, ...]:
         return tuple(sorted(h for e in self._engines() for h in e.ike_sas()))

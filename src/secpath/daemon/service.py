@@ -369,7 +369,8 @@ class Daemon:
 
     async def _status(self, args: Mapping[str, Any]) -> Any:
         now = time.time()
-        assert self.policy is not None
+        if self.policy is None:
+            raise LocalError("the daemon is starting: its policy is not applied yet")
         return {
             "policy": {
                 "name": self.policy.name,

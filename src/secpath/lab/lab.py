@@ -121,7 +121,8 @@ class Lab:
             self.kerberos = why is None
             self.notes.append(
                 "Kerberos paths use Kerberos V5 with the lab's own realm (an MIT KDC on loopback)"
-                if why is None else f"Kerberos paths use certificates from the lab CA: {why}"
+                if why is None
+                else f"Kerberos paths use certificates from the lab CA: {why}"
             )
         used_kerberos = "kerberos" if self.kerberos else "certificate"
         self.results = {
@@ -147,6 +148,7 @@ class Lab:
         self._outbox: dict[bytes, tuple[str, bytes]] = {}  # payload -> (sending address, packet)
         self._token = secrets.token_hex(4)
         self._round = 0
+        self._installed: dict[str, set[str]] = {}  # rule -> addresses with its Child SA
         self.resent = 0
         self.started = time.monotonic()
 
@@ -184,7 +186,8 @@ class Lab:
                     if any(a.method == "psk" for a in rule.authentication):
                         c = Credentials(psk=self._psks[rule.name])
                     elif self.realm is not None and any(
-                            isinstance(a, KerberosAuth) for a in rule.authentication):
+                        isinstance(a, KerberosAuth) for a in rule.authentication
+                    ):
                         provider = GssapiProvider(keytab=self.realm.host(self.topology.fqdn(server)))
                         c = Credentials(kerberos=KerberosCredentials(provider, realm=self.realm.realm))
                     else:
@@ -260,7 +263,11 @@ class Lab:
                 host.ike[ev.ike_sa] = ev
             elif isinstance(ev, ChildSaInstalled) and ev.rule in results:
                 r = results[ev.rule]
-                r.established = True
+                # a path is up when both ends have its Child SA: a responder
+                # installs first, and its initiator may still lose the answer
+                ends = self._installed.setdefault(ev.rule, set())
+                ends.add(host.address)
+                r.established = len(ends) >= 2
                 r.failure = ""
                 r.esp_transform = ev.outbound.transform
                 r.mode = ev.outbound.mode
@@ -268,6 +275,9 @@ class Lab:
                 ike = host.ike.get(ev.ike_sa)
                 if ike is not None:
                     r.ike_proposal = ike.proposal
+            elif event.kind == "child-down" and event.rule in results and host.driver is not None:
+                if not any(c.rule == event.rule for c in host.agent.children.values()):
+                    self._installed.get(event.rule, set()).discard(host.address)
             elif event.kind in ("ike-failed", "child-failed") and event.rule in results:
                 results[event.rule].failure = event.detail
 
@@ -276,21 +286,36 @@ class Lab:
     # -- negotiation -----------------------------------------------------------
 
     async def negotiate(self) -> None:
-        for path in self.plan.paths:
-            host = self.host_of(path, self.initiator(path))
+        """Initiate every path and wait for all of them; a path whose
+        negotiation failed (all retransmissions lost, say) is tried again until
+        the deadline, as strongSwan's ``keyingtries`` would."""
+        starters = {path.rule: self.host_of(path, self.initiator(path)) for path in self.plan.paths}
+        for rule, host in starters.items():
             assert host.driver is not None
-            host.driver.initiate(path.rule)
+            host.driver.initiate(rule)
         deadline = time.monotonic() + self.options.negotiate_timeout
+        retried: dict[str, float] = {}
         while True:
             up = sum(1 for r in self.results.values() if r.established)
             self.report("negotiate", up, len(self.results))
-            settled = all(r.established or r.failure for r in self.results.values())
-            if (
-                up == len(self.results)
-                or time.monotonic() > deadline
-                or (settled and not self._negotiating())
-            ):
+            if up == len(self.results) or time.monotonic() > deadline:
                 break
+            for rule, r in self.results.items():
+                host = starters[rule]
+                if r.established or not r.failure or host.driver is None:
+                    continue
+                if (
+                    host.agent.rule_state(rule).value == "down"
+                    and time.monotonic() - retried.get(rule, 0) > 1.0
+                ):
+                    if not self.options.retry_failed:
+                        continue
+                    retried[rule] = time.monotonic()
+                    host.driver.initiate(rule)
+            if not self.options.retry_failed:
+                settled = all(r.established or r.failure for r in self.results.values())
+                if settled and not self._negotiating():
+                    break
             await asyncio.sleep(0.02)
         for r in self.results.values():
             if not r.established and not r.failure:

@@ -17,6 +17,7 @@ class LabOptions:
     duration: float = 0.0  # keep sending traffic this long (seconds), after the first round
     negotiate_timeout: float = 45.0
     settle_timeout: float = 15.0  # how long traffic may take to arrive (with resends)
+    retry_failed: bool = True  # initiate a failed path again until negotiate_timeout
     port_base: int = 30000
     seed: int | None = None
 

@@ -376,7 +376,7 @@ async def run_scenario(
             )
 
         hook = hook_fn
-        options = replace(options, negotiate_timeout=15.0)
+        options = replace(options, negotiate_timeout=15.0, retry_failed=False)
     lab = Lab(topology, options, progress, timing=timing, credential_hook=hook)
     result = ScenarioResult(name, description, subject=bad_server)
     started = time.monotonic()
