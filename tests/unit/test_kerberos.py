@@ -112,6 +112,7 @@ def test_missing_gssapi_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
     assert not gss.available()
 
 
+@needs_kdc
 def test_credential_files_that_are_not_kerberos(tmp_path: Path) -> None:
     junk = tmp_path / "junk"
     junk.write_bytes(b"\x05\x01 not a keytab")

@@ -266,9 +266,12 @@ def test_kerberos_keytab_directory_is_unreadable(tmp_path: Path) -> None:
 def test_kerberos_without_gssapi_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
+    import secpath.policy.audit as audit_module
+
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "gssapi" else real(name, *a))
+    monkeypatch.setattr(audit_module, "kerberos_installed", audit_module.__dict__["_kerberos_probe"])
     found = audit(make())
     assert [(f.code, f.severity) for f in found] == [("kerberos-unavailable", Severity.WARNING)]
     assert "secpath[kerberos]" in found[0].reason

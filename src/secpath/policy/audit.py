@@ -343,6 +343,14 @@ def _private_file(path: Path, where: str, what: str, st: StatFn) -> Iterator[Fin
         )
 
 
+def _kerberos_probe() -> bool:
+    """Whether the Kerberos extra (the gssapi package) is importable here."""
+    return importlib.util.find_spec("gssapi") is not None
+
+
+kerberos_installed = _kerberos_probe
+
+
 def _kerberos(auth: KerberosAuth, where: str, st: StatFn) -> Iterator[Finding]:
     """docs/kerberos.md §6: keytabs hold the host's long-term keys."""
     for label, path in (("keytab", auth.keytab), ("client_keytab", auth.client_keytab)):
@@ -360,7 +368,7 @@ def _kerberos(auth: KerberosAuth, where: str, st: StatFn) -> Iterator[Finding]:
             )
             continue
         yield from _private_file(path, f"{where}.{label}", label, st)
-    if importlib.util.find_spec("gssapi") is None:
+    if not kerberos_installed():
         yield Finding(
             Severity.WARNING,
             "kerberos-unavailable",
