@@ -113,35 +113,53 @@ def format_record(data: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
-def read_records(path: Path, *, follow: bool = False, poll: float = 0.2) -> Iterator[dict[str, Any]]:
-    """The records of ``path`` (then new ones as they come, with ``follow``,
-    across a rotation)."""
-    position = 0
-    inode = None
+def _lines(handle: Any) -> Iterator[dict[str, Any]]:
+    """The whole lines now in ``handle`` (binary), as records; a partial last
+    line is left for the next read."""
     while True:
+        start = handle.tell()
+        line = handle.readline()
+        if not line.endswith(b"\n"):
+            handle.seek(start)
+            return
         try:
-            st = path.stat()
-        except FileNotFoundError:
+            data = json.loads(line.decode("utf-8", "replace"))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict):
+            yield data
+
+
+def read_records(path: Path, *, follow: bool = False, poll: float = 0.2) -> Iterator[dict[str, Any]]:
+    """The records of ``path`` (then new ones as they come, with ``follow``).
+
+    Following keeps the file open: after a rotation it finishes the rotated
+    file through its open handle, then continues with the new one, so no
+    record is lost or read twice."""
+    handle: Any = None
+    try:
+        while True:
+            if handle is None:
+                try:
+                    handle = path.open("rb")
+                except FileNotFoundError:
+                    if not follow:
+                        return
+                    time.sleep(poll)
+                    continue
+            yield from _lines(handle)
             if not follow:
                 return
+            try:
+                rotated = os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                rotated = True
+            if rotated:
+                yield from _lines(handle)  # what was written just before the rotation
+                handle.close()
+                handle = None
+                continue
             time.sleep(poll)
-            continue
-        if inode is not None and (st.st_ino != inode or st.st_size < position):
-            position = 0  # rotated or truncated
-        inode = st.st_ino
-        with path.open("r", encoding="utf-8", errors="replace") as f:
-            f.seek(position)
-            while True:
-                line = f.readline()
-                if not line.endswith("\n"):
-                    break
-                position = f.tell()
-                try:
-                    data = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(data, dict):
-                    yield data
-        if not follow:
-            return
-        time.sleep(poll)
+    finally:
+        if handle is not None:
+            handle.close()
