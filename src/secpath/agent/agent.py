@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Literal
 
 from secpath.agent.child import build_child
 from secpath.agent.engines import IkeEngines
-from secpath.agent.explain import describe_message, explain_failure
+from secpath.agent.explain import describe_message
+from secpath.agent.lifecycle import drop_duplicate, on_engine_event, update_gauges
 from secpath.agent.packets import UdpHeaders, flow_key, packet_info, strip_outer_udp
 from secpath.agent.types import AgentEvent, ChildInfo, Outgoing, RuleState, _Pending, in_selectors
 from secpath.errors import LocalError
@@ -27,18 +27,11 @@ from secpath.esp.errors import DecryptError, EspParseError, NatKeepalive, NonEsp
 from secpath.esp.sad import esp_spi
 from secpath.esp.udp import NAT_KEEPALIVE, NAT_T_PORT, NON_ESP_MARKER
 from secpath.ike.config import Credentials, IkeConfig, Timing
-from secpath.ike.constants import NotifyType
 from secpath.ike.credentials import load_credentials
 from secpath.ike.events import (
-    ChildSaDeleted,
-    ChildSaFailed,
     ChildSaInstalled,
-    ChildSaRekeyed,
     Event,
-    IkeSaDeleted,
     IkeSaEstablished,
-    IkeSaFailed,
-    IkeSaRekeyed,
 )
 from secpath.monitor.stats import Statistics
 from secpath.policy.model import Behavior, IpAddress, Policy, Rule
@@ -512,78 +505,7 @@ class PolicyAgent:
         self._gauges()
 
     def _on_event(self, event: Event, now: float) -> None:
-        if isinstance(event, IkeSaEstablished):
-            self.ike_sas[event.ike_sa] = event
-            if event.nat_local and self.keepalive_interval > 0:
-                self._keepalive_at.setdefault(event.peer, now + self.keepalive_interval)
-            nat = (
-                "NAT detected: "
-                + ("local " if event.nat_local else "")
-                + ("remote" if event.nat_remote else "")
-            )
-            self._emit(
-                "ike-up",
-                None,
-                event.peer[0],
-                f"IKE SA {event.proposal} {event.local_id} <-> {event.remote_id}"
-                + (f"; {nat.strip()}" if event.nat_local or event.nat_remote else ""),
-                event,
-            )
-        elif isinstance(event, IkeSaRekeyed):
-            old = self.ike_sas.pop(event.old_ike_sa, None)
-            if old is not None:
-                self.ike_sas[event.new_ike_sa] = old
-            for c in self.children.values():
-                if c.ike_sa == event.old_ike_sa:
-                    c.ike_sa = event.new_ike_sa
-            self.stats.inc("main_mode", "key_updates")
-            self._emit(
-                "ike-rekeyed", None, old.peer[0] if old else None, f"IKE SA rekeyed ({event.proposal})", event
-            )
-        elif isinstance(event, IkeSaDeleted):
-            gone = self.ike_sas.pop(event.ike_sa, None)
-            for c in [c for c in self.children.values() if c.ike_sa == event.ike_sa]:
-                self._remove_child(c.handle, event.reason)
-            if gone is not None and not any(p.peer == gone.peer for p in self.ike_sas.values()):
-                self._keepalive_at.pop(gone.peer, None)
-            self._emit("ike-down", None, gone.peer[0] if gone else None, event.reason, event)
-        elif isinstance(event, IkeSaFailed):
-            self.stats.inc("main_mode", "negotiation_failures")
-            if event.notify == NotifyType.AUTHENTICATION_FAILED:
-                self.stats.inc("main_mode", "authentication_failures")
-            initiator = any(p.peer == event.peer[0] for p in self._pending.values())
-            self.stats.inc("main_mode", "acquire_failures" if initiator else "receive_failures")
-            why = explain_failure(event.reason, event.local_proposals, event.remote_proposals)
-            rule_name = None
-            for key, pending in list(self._pending.items()):
-                if pending.peer == event.peer[0]:
-                    del self._pending[key]
-                    rule_name = pending.rule.name
-                    self._give_up(pending, why)
-            if rule_name is None:  # a negotiation the peer started: the rule by its address
-                rule_name = next((n for n, c in self._configs.items() if str(c.peer) == event.peer[0]), None)
-                if rule_name is not None:
-                    self._failed(rule_name, why)
-            self._emit("ike-failed", rule_name, event.peer[0], why, event)
-        elif isinstance(event, ChildSaInstalled):
-            self._install(event, now)
-        elif isinstance(event, ChildSaRekeyed):
-            self.stats.inc("quick_mode", "rekeys")
-            self._install(event.new, now, rekey_of=event.old_child_sa)
-        elif isinstance(event, ChildSaDeleted):
-            child = self.children.get(event.child_sa)
-            if child is not None:
-                self._remove_child(event.child_sa, event.reason)
-        elif isinstance(event, ChildSaFailed):
-            self.stats.inc("main_mode", "negotiation_failures")
-            why = explain_failure(event.reason, event.local_proposals, event.remote_proposals)
-            totals = self.stats.rule(event.rule)
-            totals.last_failure = why
-            for key, pending in list(self._pending.items()):
-                if key[0] == event.rule:
-                    del self._pending[key]
-                    self._give_up(pending, why)
-            self._emit("child-failed", event.rule, None, why, event)
+        on_engine_event(self, event, now)
 
     def _install(self, event: ChildSaInstalled, now: float, *, rekey_of: int | None = None) -> None:
         rule = self.policy.rule(event.rule)
@@ -630,42 +552,7 @@ class PolicyAgent:
             self._drop_duplicate(child, now)
 
     def _drop_duplicate(self, child: ChildInfo, now: float) -> None:
-        """Two IKE SAs for one path, from negotiations that crossed or from a
-        retry after a lost answer.  Both ends pick the same loser:
-
-        * started by different ends: the one whose initiator has the greater
-          IKE identity (identities are the same at both ends, NAT or not),
-          deleted by its initiator;
-        * started by the same end: the older one (its initiator gave up on it
-          or will), deleted by whichever end sees the pair.
-
-        Exactly one pair of SAs stays; traffic keeps flowing on the newest."""
-        for other in list(self.children.values()):
-            if (
-                other is child
-                or (other.rule, other.peer) != (child.rule, child.peer)
-                or other.ike_sa == child.ike_sa
-            ):
-                continue
-            new_by, old_by = self._initiator_of(child.ike_sa), self._initiator_of(other.ike_sa)
-            if new_by == old_by:
-                loser, ours = other.ike_sa, True
-            else:
-                loser = child.ike_sa if new_by > old_by else other.ike_sa
-                established = self.ike_sas.get(loser)
-                ours = established is not None and established.initiator
-            if ours and self.engine is not None:
-                with contextlib.suppress(LocalError):
-                    self.engine.delete(loser, now)
-                self._emit("ike-duplicate", child.rule, child.peer, f"deleting duplicate IKE SA {loser:016x}")
-            return
-
-    def _initiator_of(self, ike_sa: int) -> str:
-        """The identity of the end that started an IKE SA (the same at both ends)."""
-        ev = self.ike_sas.get(ike_sa)
-        if ev is None:
-            return ""
-        return ev.local_id if ev.initiator else ev.remote_id
+        drop_duplicate(self, child, now)
 
     def _remove_child(self, handle: int, reason: str) -> None:
         child = self.children.pop(handle, None)
@@ -741,26 +628,7 @@ class PolicyAgent:
                 self._remove_child(c.handle, "IKE SA closed")
 
     def _gauges(self) -> None:
-        self._forget_closed()
-        m, q = self.stats.main_mode, self.stats.quick_mode
-        m["active_acquire"] = len(self._pending)
-        m["acquire_heap_size"] = sum(len(p.packets) for p in self._pending.values())
-        if self.engine is not None:
-            m["active_receive"] = self.engine.negotiations()[1]
-            m["receive_heap_size"] = self.engine.fragments_waiting()
-            dropped = self.engine.counters
-            m["invalid_packets_received"] = self._own_invalid + dropped["invalid_packets"]
-            m["invalid_cookies_received"] = dropped["invalid_spis"] + dropped["invalid_cookies"]
-        m["main_mode_sas"] = len(self.ike_sas)
-        m["quick_mode_sas"] = len(self.children)
-        m["connection_list_size"] = len({p.peer[0] for p in self.ike_sas.values()})
-        q["active_security_associations"] = 2 * len(self.children)
-        q["active_tunnels"] = sum(1 for c in self.children.values() if c.parameters.mode == "tunnel")
-        q["pending_key_operations"] = len(self._pending)
-        for rule in self.policy.rules:
-            totals = self.stats.rule(rule.name)
-            if totals.state != "up" and any(p.rule.name == rule.name for p in self._pending.values()):
-                totals.state = "negotiating"
+        update_gauges(self)
 
     def _emit(
         self, kind: str, rule: str | None, peer: str | None, detail: str, ike_event: Event | None = None
