@@ -11,19 +11,14 @@ test's namespace (``setns``); nothing here touches the host's network.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import datetime
 import ipaddress
 import os
 import re
-import select
-import socket
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -35,7 +30,6 @@ from secpath.ike.events import (
     ChildSaInstalled,
     ChildSaRekeyed,
     EspSaParameters,
-    Event,
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaRekeyed,
@@ -55,6 +49,7 @@ from secpath.policy.model import (
     SecurityMethod,
 )
 from secpath.secret import Secret
+from tests.engine_host import EngineHost, checksum, icmp_echo
 from tests.netns import namespaces, needs_root, run_in, veth
 from tests.strongswan import Charon, charon, needs_strongswan
 
@@ -98,24 +93,7 @@ secrets {{
 }}
 """
 
-_CLONE_NEWNET = 0x40000000
-E = TypeVar("E")
 
-
-@contextlib.contextmanager
-def in_netns(name: str) -> Iterator[None]:
-    """Run the block (socket creation) inside namespace ``name``."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    home = os.open("/proc/self/ns/net", os.O_RDONLY)
-    target = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
-    try:
-        if libc.setns(target, _CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns")
-        yield
-    finally:
-        libc.setns(home, _CLONE_NEWNET)
-        os.close(home)
-        os.close(target)
 
 
 def config(ike: KeyExchangeMethod, esp: SecurityMethod, pfs: bool) -> IkeConfig:
@@ -134,69 +112,11 @@ def config(ike: KeyExchangeMethod, esp: SecurityMethod, pfs: bool) -> IkeConfig:
                                  timing=Timing(dpd_interval=None), esn=(False,))
 
 
-class Host:
-    """The engine on UDP 500/4500 in the test's namespace."""
+class Host(EngineHost[IkeEngine]):
+    """The IKEv2 engine on UDP 500/4500 in the test's namespace."""
 
     def __init__(self, ns: str, cfg: IkeConfig, address: str = ME) -> None:
-        with in_netns(ns):
-            self.socks = {}
-            for port in (500, 4500):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                s.bind((address, port))
-                self.socks[port] = s
-        self.engine = IkeEngine([cfg], os.urandom, local_address=address)
-        self.events: list[Event] = []
-        self.esp_in: list[bytes] = []  # ESP-in-UDP payloads received on 4500
-
-    def close(self) -> None:
-        for s in self.socks.values():
-            s.close()
-
-    def flush(self) -> None:
-        for d in self.engine.datagrams_to_send():
-            self.socks[d.source_port].sendto(d.data, d.destination)
-        while (e := self.engine.next_event()) is not None:
-            self.events.append(e)
-
-    def pump(self, until: Callable[[], bool], timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        self.flush()
-        while not until():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"timed out; events: {self.events}")
-            ready, _, _ = select.select(list(self.socks.values()), [], [], min(left, 0.2))
-            for s in ready:
-                data, addr = s.recvfrom(65535)
-                port = s.getsockname()[1]
-                if port == 4500 and data[:4] != bytes(4) and len(data) > 8:
-                    self.esp_in.append(data)
-                    continue
-                self.engine.receive_datagram(data, addr, time.time(), local_port=port)
-            now = time.time()
-            timer = self.engine.next_timer()
-            if timer is not None and timer <= now:
-                self.engine.handle_timer(now)
-            self.flush()
-
-    def of(self, cls: type[E]) -> list[E]:
-        return [e for e in self.events if isinstance(e, cls)]
-
-
-def _checksum(data: bytes) -> int:
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total > 0xFFFF:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def icmp_echo(src: str, dst: str, ident: int) -> bytes:
-    body = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"secpath-interop"
-    body = body[:2] + struct.pack("!H", _checksum(body + b"\x00" * (len(body) % 2))) + body[4:]
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), ident, 0, 64, 1, 0,
-                         ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed)
-    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
-    return header + body
+        super().__init__(ns, IkeEngine([cfg], os.urandom, local_address=address), address)
 
 
 _ESP: dict[int, SecurityAssociation] = {}
@@ -229,7 +149,7 @@ def ping_through(host: Host, child: ChildSaInstalled, ident: int) -> None:
     udp = struct.pack("!HHHH", 4500, 4500, 8 + len(esp), 0)
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(esp), 0, 0, 64, 17, 0,
                      ipaddress.IPv4Address(SW).packed, ipaddress.IPv4Address(ME).packed)
-    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
     inner = inbound.decapsulate(ip + udp + esp)
     assert inner[9] == 1 and inner[20] == 0  # ICMP echo reply
     assert inner[12:16] == ipaddress.IPv4Address(SW_INNER).packed

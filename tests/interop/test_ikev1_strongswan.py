@@ -14,13 +14,11 @@ import datetime
 import ipaddress
 import os
 import re
-import select
 import signal
-import socket
 import struct
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -35,7 +33,6 @@ from secpath.ike.events import (
     ChildSaInstalled,
     ChildSaRekeyed,
     EspSaParameters,
-    Event,
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
@@ -57,7 +54,7 @@ from secpath.policy.model import (
     SecurityMethod,
 )
 from secpath.secret import Secret
-from tests.interop.test_ike_engine_strongswan import icmp_echo, in_netns
+from tests.engine_host import EngineHost, icmp_echo
 from tests.netns import namespaces, needs_root, run_in, veth
 from tests.sans_io import pki
 from tests.strongswan import Charon, charon, needs_strongswan
@@ -144,59 +141,12 @@ def config(ike: KeyExchangeMethod, esp: SecurityMethod, *, pfs: bool = True,
                                  timing=timing, esn=(False,))
 
 
-class Host:
+class Host(EngineHost[IkeV1Engine]):
     """The IKEv1 engine on UDP 500/4500 in the test's namespace."""
 
     def __init__(self, ns: str, cfg: IkeConfig, address: str = ME) -> None:
-        self.socks: dict[int, socket.socket] = {}
-        with in_netns(ns):
-            for port in (500, 4500):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                s.bind((address, port))
-                self.socks[port] = s
-        self.address = address
-        self.engine = IkeV1Engine([cfg], os.urandom, local_address=address)
-        self.events: list[Event] = []
-        self.esp_in: list[bytes] = []
+        super().__init__(ns, IkeV1Engine([cfg], os.urandom, local_address=address), address)
         self.esp: dict[int, SecurityAssociation] = {}
-        self.received: list[bytes] = []  # every IKE datagram, for tshark
-
-    def close(self) -> None:
-        for s in self.socks.values():
-            s.close()
-
-    def flush(self) -> None:
-        for d in self.engine.datagrams_to_send():
-            self.socks[d.source_port].sendto(d.data, d.destination)
-        while (e := self.engine.next_event()) is not None:
-            self.events.append(e)
-
-    def pump(self, until: Callable[[], bool], timeout: float = 15.0, log: Path | None = None
-             ) -> None:
-        deadline = time.monotonic() + timeout
-        self.flush()
-        while not until():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                tail = log.read_text(errors="replace")[-3000:] if log else ""
-                raise AssertionError(f"timed out; events: {self.events}\n{tail}")
-            ready, _, _ = select.select(list(self.socks.values()), [], [], min(left, 0.2))
-            for s in ready:
-                data, addr = s.recvfrom(65535)
-                port = s.getsockname()[1]
-                if port == 4500 and data[:4] != bytes(4) and len(data) > 8:
-                    self.esp_in.append(data)
-                    continue
-                self.received.append(data[4:] if port == 4500 else data)
-                self.engine.receive_datagram(data, addr, time.time(), local_port=port)
-            now = time.time()
-            timer = self.engine.next_timer()
-            if timer is not None and timer <= now:
-                self.engine.handle_timer(now)
-            self.flush()
-
-    def of(self, cls: type[E]) -> list[E]:
-        return [e for e in self.events if isinstance(e, cls)]
 
     def sa(self, p: EspSaParameters) -> SecurityAssociation:
         if p.spi not in self.esp:
