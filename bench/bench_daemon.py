@@ -16,9 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.daemon import secpath_daemon, write_policy
-from tests.interop.test_strongswan_fixture import CONF as SS_CONF
 from tests.netns import namespaces, run_in, veth
-from tests.strongswan import charon
+from tests.strongswan import charon_pair
 
 A, B = "10.77.0.1", "10.77.0.2"
 A_IN, B_IN = "10.77.1.1", "10.77.2.1"
@@ -79,33 +78,9 @@ def secpath(tmp: Path) -> float:
 
 
 def strongswan(tmp: Path) -> float:
-    with namespaces("a", "b") as ns:
-        veth(ns["a"], "10.77.0.1/24", ns["b"], "10.77.0.2/24")
-        run_in(ns["a"], ["ip", "addr", "add", "10.77.1.1/32", "dev", "lo"])
-        run_in(ns["b"], ["ip", "addr", "add", "10.77.2.1/32", "dev", "lo"])
-        with charon(ns["a"], tmp / "ca") as a, charon(ns["b"], tmp / "cb") as b:
-            a.load(
-                SS_CONF.format(
-                    local="10.77.0.1",
-                    remote="10.77.0.2",
-                    me="a.test",
-                    peer="b.test",
-                    inner_local="10.77.1.1",
-                    inner_remote="10.77.2.1",
-                )
-            )
-            b.load(
-                SS_CONF.format(
-                    local="10.77.0.2",
-                    remote="10.77.0.1",
-                    me="b.test",
-                    peer="a.test",
-                    inner_local="10.77.2.1",
-                    inner_remote="10.77.1.1",
-                )
-            )
-            a.swanctl("--initiate", "--child", "net", timeout=30)
-            return iperf(ns["a"], ns["b"], "10.77.2.1", "10.77.1.1")
+    with namespaces("a", "b") as ns, charon_pair(ns["a"], ns["b"], tmp) as (a, _):
+        a.swanctl("--initiate", "--child", "net", timeout=30)
+        return iperf(ns["a"], ns["b"], "10.77.2.1", "10.77.1.1")
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import run_in, stop_process
+from tests.netns import run_in, stop_process, veth
 
 CHARON = Path("/usr/sbin/charon-systemd")
 
@@ -126,6 +126,71 @@ def charon(ns: str, workdir: Path) -> Iterator[Charon]:
         yield c
     finally:
         c.stop()
+
+
+PAIR_CONF = """connections {{
+  t {{
+    version = 2
+    local_addrs = {local}
+    remote_addrs = {remote}
+    proposals = aes128-sha256-modp2048
+    local {{
+      auth = psk
+      id = {me}
+    }}
+    remote {{
+      auth = psk
+      id = {peer}
+    }}
+    children {{
+      net {{
+        local_ts = {inner_local}/32
+        remote_ts = {inner_remote}/32
+        esp_proposals = aes128gcm16
+      }}
+    }}
+  }}
+}}
+secrets {{
+  ike-t {{
+    id-1 = a.test
+    id-2 = b.test
+    secret = "fixture-psk-not-secret"
+  }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def charon_pair(ns_a: str, ns_b: str, workdir: Path) -> Iterator[tuple[Charon, Charon]]:
+    """Two charons joined by a veth (10.77.0.1 / .2), each with a protected
+    host on lo (10.77.1.1 / 10.77.2.1) and a PSK tunnel ``net`` between
+    them, configured but not yet initiated."""
+    veth(ns_a, "10.77.0.1/24", ns_b, "10.77.0.2/24")
+    run_in(ns_a, ["ip", "addr", "add", "10.77.1.1/32", "dev", "lo"])
+    run_in(ns_b, ["ip", "addr", "add", "10.77.2.1/32", "dev", "lo"])
+    with charon(ns_a, workdir / "a") as a, charon(ns_b, workdir / "b") as b:
+        a.load(
+            PAIR_CONF.format(
+                local="10.77.0.1",
+                remote="10.77.0.2",
+                me="a.test",
+                peer="b.test",
+                inner_local="10.77.1.1",
+                inner_remote="10.77.2.1",
+            )
+        )
+        b.load(
+            PAIR_CONF.format(
+                local="10.77.0.2",
+                remote="10.77.0.1",
+                me="b.test",
+                peer="a.test",
+                inner_local="10.77.2.1",
+                inner_remote="10.77.1.1",
+            )
+        )
+        yield a, b
 
 
 def have_strongswan() -> bool:
