@@ -3,12 +3,13 @@ that can drop, duplicate and reorder datagrams."""
 
 from __future__ import annotations
 
+import abc
 import ipaddress
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from secpath.ike.config import Credentials, IkeConfig, Timing
 from secpath.ike.engine import Datagram, IkeEngine
@@ -124,32 +125,17 @@ class Side:
 Filter_ = Callable[[Datagram, str], list[Datagram]]
 
 
-@dataclass
-class Pair:
-    a: Side
-    b: Side
-    now: float = pki.NOW
-    # maps (sender address, datagram) to what arrives: [] drops, [d, d] duplicates
-    network: Filter_ | None = None
-    delivered: int = 0
-    nat: bool = False  # A is behind a NAT: B sees A as 192.0.2.100:<mapped port>
+class Clocked(abc.ABC):
+    """Two engines exchanging datagrams on a simulated clock: what the IKEv2
+    and IKEv1 pairs share.  ``a``/``b`` have ``engine`` and ``drain()``."""
 
-    def _deliver(self, src: Side, dst: Side) -> bool:
-        moved = False
-        for d in src.engine.datagrams_to_send():
-            copies = self.network(d, src.address) if self.network else [d]
-            for c in copies:
-                moved = True
-                self.delivered += 1
-                src_addr = src.address
-                src_port = c.source_port
-                if self.nat and src is self.a:
-                    src_addr, src_port = "192.0.2.100", 40000 + c.source_port
-                dst.engine.receive_datagram(c.data, (src_addr, src_port), self.now,
-                                            local_port=c.destination[1] if not (
-                                                self.nat and dst is self.a)
-                                            else c.destination[1] - 40000)
-        return moved
+    a: Any
+    b: Any
+    now: float
+
+    @abc.abstractmethod
+    def _deliver(self, src: Any, dst: Any) -> bool:
+        """Carry what ``src`` sends to ``dst``; True if anything moved."""
 
     def run(self, max_rounds: int = 200) -> None:
         """Exchange datagrams until both sides are quiet."""
@@ -178,6 +164,33 @@ class Pair:
         self.b.engine.handle_timer(self.now)
         self.run()
 
+
+@dataclass
+class Pair(Clocked):
+    a: Side
+    b: Side
+    now: float = pki.NOW
+    # maps (sender address, datagram) to what arrives: [] drops, [d, d] duplicates
+    network: Filter_ | None = None
+    delivered: int = 0
+    nat: bool = False  # A is behind a NAT: B sees A as 192.0.2.100:<mapped port>
+
+    def _deliver(self, src: Side, dst: Side) -> bool:
+        moved = False
+        for d in src.engine.datagrams_to_send():
+            copies = self.network(d, src.address) if self.network else [d]
+            for c in copies:
+                moved = True
+                self.delivered += 1
+                src_addr = src.address
+                src_port = c.source_port
+                if self.nat and src is self.a:
+                    src_addr, src_port = "192.0.2.100", 40000 + c.source_port
+                dst.engine.receive_datagram(c.data, (src_addr, src_port), self.now,
+                                            local_port=c.destination[1] if not (
+                                                self.nat and dst is self.a)
+                                            else c.destination[1] - 40000)
+        return moved
 
 def make_pair(
     *,

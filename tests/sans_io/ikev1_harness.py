@@ -13,7 +13,7 @@ from secpath.ike.events import Event
 from secpath.ike.v1 import IkeV1Engine
 
 from . import pki
-from .harness import A_ADDR, B_ADDR, make_config, seeded_rng
+from .harness import A_ADDR, B_ADDR, Clocked, make_config, seeded_rng
 
 E = TypeVar("E")
 NAT_ADDR = "192.0.2.100"
@@ -35,7 +35,7 @@ class Side:
 
 
 @dataclass
-class Pair:
+class Pair(Clocked):
     a: Side
     b: Side
     now: float = pki.NOW
@@ -57,31 +57,6 @@ class Pair:
                 local_port -= 40000
             dst.engine.receive_datagram(d.data, (addr, port), self.now, local_port=local_port)
         return moved
-
-    def run(self, max_rounds: int = 200) -> None:
-        for _ in range(max_rounds):
-            moved = self._deliver(self.a, self.b) | self._deliver(self.b, self.a)
-            self.a.drain()
-            self.b.drain()
-            if not moved:
-                return
-        raise AssertionError("no convergence")
-
-    def advance(self, seconds: float) -> None:
-        end = self.now + seconds
-        while True:
-            timers = [t for t in (self.a.engine.next_timer(), self.b.engine.next_timer())
-                      if t is not None and t <= end]
-            if not timers:
-                break
-            self.now = max(self.now, min(timers))
-            self.a.engine.handle_timer(self.now)
-            self.b.engine.handle_timer(self.now)
-            self.run()
-        self.now = end
-        self.a.engine.handle_timer(self.now)
-        self.b.engine.handle_timer(self.now)
-        self.run()
 
 
 def make_pair(*, seed: int = 1, a_config: IkeConfig | None = None,
