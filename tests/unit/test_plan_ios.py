@@ -26,6 +26,7 @@ GLOBAL = {
     "trustpoint": re.compile(r"crypto pki trustpoint \S+"),
     "isakmp": re.compile(r"crypto isakmp policy \d+"),
     "keepalive": re.compile(r"crypto isakmp nat keepalive \d+"),
+    "identity": re.compile(r"crypto isakmp identity (address|dn|hostname)"),
     "transform-set": re.compile(r"crypto ipsec transform-set (\S+)( (esp-3des|esp-aes 128|"
                                 r"esp-aes 256|esp-gcm 128|esp-gcm 256|esp-sha-hmac|"
                                 r"esp-sha256-hmac|esp-sha384-hmac|esp-sha512-hmac))+"),

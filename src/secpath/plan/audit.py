@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
+from secpath.plan.gateways import ikev1_key_exchange
 from secpath.plan.planner import Plan
 from secpath.plan.topology import AuthKind, Network, Role
 from secpath.policy.audit import Finding, Severity, audit_pair, audit_policy
@@ -161,11 +162,29 @@ def _coverage(plan: Plan) -> Iterator[Finding]:
             "the private path is the dedicated network between side A and side B")
 
 
+def _ikev1(plan: Plan) -> Iterator[Finding]:
+    """The plan's note on its IKEv1 rules: which, and the suites they negotiate."""
+    rules = sorted({r.name for p in (*plan.policies.values(), *plan.gateways.values())
+                    for r in p.rules if r.ike_version == 1})
+    if not rules:
+        return
+    ike = ikev1_key_exchange(plan.profile.key_exchange)
+    esp = ", ".join(m.proposal for m in plan.profile.security_methods)
+    yield Finding(
+        Severity.INFO, "ikev1-rules", _names(rules),
+        f"{len(rules)} rule(s) negotiate IKEv1 (main mode, quick mode): "
+        f"ISAKMP {', '.join(ike) or 'none'}; ESP {esp}",
+        "Windows Server 2008 R2 and the IOS export's crypto isakmp speak IKEv1 only. The "
+        "ISAKMP SA uses the profile's CBC+HMAC proposals (RFC 5282 defines AEAD for IKEv2 "
+        "only); ESP AES-GCM is negotiable in IKEv1 quick mode (RFC 4106 §8.1)")
+
+
 def audit_plan(plan: Plan, *, policies: dict[str, Policy] | None = None,
                extra: Iterable[Finding] = ()) -> list[Finding]:
     """Every finding of the plan, errors first; ``policies`` replaces the
     plan's (an isolated server's policy)."""
     effective = plan.policies if policies is None else policies
+    gateways = {f"{site}-gw": p for site, p in plan.gateways.items()}
     findings = [*_profile(plan), *_paths(plan, effective), *_shared_nat(effective),
-                *_coverage(plan), *_policies(effective), *extra]
+                *_coverage(plan), *_policies({**effective, **gateways}), *_ikev1(plan), *extra]
     return sorted(findings, key=lambda f: _ORDER[f.severity])

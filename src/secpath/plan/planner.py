@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from secpath.plan.catalog import PathKey, catalog_paths
+from secpath.plan.gateways import gateway_policies, key_exchange_for, tunnel_pairs
 from secpath.plan.profiles import PROFILES, Profile
 from secpath.plan.topology import AuthKind, Network, Role, Server, Topology
 from secpath.policy.model import (
@@ -96,6 +97,8 @@ class Plan:
     paths: tuple[CommunicationPath, ...]
     policies: dict[str, Policy]  # server name → its policy (every server has one)
     paths_of: dict[str, tuple[CommunicationPath, ...]] = field(repr=False)
+    # site name → tunnel-mode policy of its secpath gateway (gateway_os = "secpath")
+    gateways: dict[str, Policy] = field(default_factory=dict)
 
 
 def path_authentication(topology: Topology, a: Server, b: Server) -> AuthKind:
@@ -181,7 +184,7 @@ def _policy(topology: Topology, profile: Profile, server: Server,
         name=server.name,
         description=f"{server_title(server)}, deployment {topology.deployment.name}",
         local=Local(addresses, id=topology.fqdn(server)),
-        key_exchange=profile.key_exchange,
+        key_exchange=key_exchange_for(profile.key_exchange, rules),
         rules=tuple(rules),
         default_response_rule=False,
         filter_lists=tuple(r.filter_list for r in rules),
@@ -200,4 +203,6 @@ def plan_deployment(topology: Topology) -> Plan:
     paths_of = {s.name: tuple(by_server.get(s.name, ())) for s in topology.servers}
     policies = {s.name: _policy(topology, profile, s, paths_of[s.name])
                 for s in topology.servers}
-    return Plan(topology, profile, paths, policies, paths_of)
+    pairs = tunnel_pairs(topology, ((p.a.site, p.b.site) for p in paths))
+    return Plan(topology, profile, paths, policies, paths_of,
+                gateway_policies(topology, profile, pairs))

@@ -72,6 +72,8 @@ class Site:
     gateway: IpAddress | None = None
     wan_interface: str = "GigabitEthernet0/0"
     subnets: tuple[IpNetwork, ...] = ()
+    # what the gateway runs: "ios" (the IOS export) or "secpath" (a tunnel-mode policy)
+    gateway_os: Literal["ios", "secpath"] = "ios"
 
 
 # operating systems whose IPsec speaks IKEv1 only (a path to them is planned with IKEv1)

@@ -48,7 +48,8 @@ _KEYS = {
     "top": {"deployment", "site", "server", "isolation"},
     "deployment": {"name", "domain", "profile", "authentication", "ca", "ca_subject", "pki_dir",
                    "secrets_dir"},
-    "site": {"name", "behind_nat", "public_address", "gateway", "wan_interface", "subnets"},
+    "site": {"name", "behind_nat", "public_address", "gateway", "wan_interface", "subnets",
+             "gateway_os"},
     "server": {"name", "role", "side", "tier", "site", "visible", "private", "pair",
                "unified_cm", "domain", "authentication", "nat_address", "os"},
     "isolation": {"servers", "domain_controllers", "dns", "dhcp"},
@@ -261,14 +262,19 @@ def _sites(r: _Reader, data: Mapping[str, Any]) -> list[Site]:
         wan = r.string(t, "wan_interface", where, required=False,
                        rule="an IOS interface name") or "GigabitEthernet0/0"
         subnets = r.networks(t, "subnets", where)
+        gateway_os = r.string(t, "gateway_os", where, required=False, choices=("ios", "secpath"),
+                              rule="ios | secpath") or "ios"
         if name is not None and name in seen:
             r.issue(f"{where}.name", name, "a site name not used by another site")
+        if "gateway_os" in t and gateway is None and "gateway" not in t:
+            r.issue(f"{where}.gateway", _MISSING, "the gateway's WAN address (gateway_os needs it)")
         if behind_nat and public is None and "public_address" not in t:
             r.issue(f"{where}.public_address", _MISSING,
                     "the site's NAT outside address (behind_nat = true needs it)")
         if name is not None:
             seen.add(name)
-            sites.append(Site(name, behind_nat, public, gateway, wan, subnets))
+            sites.append(Site(name, behind_nat, public, gateway, wan, subnets,
+                              "secpath" if gateway_os == "secpath" else "ios"))
     return sites
 
 
