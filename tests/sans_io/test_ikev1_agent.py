@@ -6,13 +6,15 @@ each to its peer."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from secpath.agent import RuleState
 from secpath.agent.engines import IkeEngines
+from secpath.esp import Lifetime
 from secpath.ike.v1 import is_ikev1
-from secpath.policy.model import Policy
+from secpath.policy.model import Policy, Rule
 
 from .test_agent import A, B, Net, agent, policy, same_but_id, udp_packet
 
@@ -98,3 +100,52 @@ def test_negotiation_log_names_ikev1_exchanges_and_payloads() -> None:
     assert traced[0].endswith("[Sa VendorId VendorId]")
     assert traced[2].endswith("[Ke Nonce NatD NatD]")
     assert any(t.endswith("[encrypted]") for t in traced)
+
+
+def _lifetimes(p: Policy, kb: int, seconds: int) -> Policy:
+    def rule(r: Rule) -> Rule:
+        methods = tuple(replace(m, lifetime_kb=kb, lifetime_s=seconds)
+                        for m in r.filter_action.security_methods)
+        return replace(r, filter_action=replace(r.filter_action, security_methods=methods))
+    return replace(p, rules=tuple(rule(r) for r in p.rules))
+
+
+def test_the_responders_shorter_lifetime_reaches_both_esp_sas() -> None:
+    """RFC 2407 §4.6.3.1: A proposes 100000 kB / 3600 s, B's policy says
+    5000 kB / 900 s; B answers with RESPONDER-LIFETIME and both agents' ESP
+    SAs (each direction) get B's byte lifetime, soft at 90 %."""
+    kw: dict[str, Any] = {"esp": "3des", "ike": ("sha1", "3des", 2)}
+    pa = _lifetimes(v1(policy(A, B, **kw)), 100_000, 3600)
+    pb = _lifetimes(v1(policy(B, A, **kw)), 5000, 900)
+    a, b = agent(pa, 1), agent(pb, 2)
+    net = Net({A: a, B: b})
+    a.send_packet(udp_packet(A, B, b"first"), 0.0)
+    net.run()
+    for host in (a, b):
+        (child,) = host.children.values()
+        for params in (child.parameters, child.inbound_parameters):
+            assert (params.lifetime_kb, params.lifetime_s) == (5000, 900)
+        for sa in (child.inbound, child.outbound):
+            assert sa.lifetime == Lifetime(soft_bytes=5000 * 1024 * 9 // 10, hard_bytes=5000 * 1024)
+    # the other way round the initiator's own shorter lifetime is kept at both ends
+    a, b = agent(_lifetimes(v1(policy(A, B, **kw)), 5000, 900), 3), \
+        agent(_lifetimes(v1(policy(B, A, **kw)), 100_000, 3600), 4)
+    net = Net({A: a, B: b})
+    a.send_packet(udp_packet(A, B, b"first"), 0.0)
+    net.run()
+    for host in (a, b):
+        (child,) = host.children.values()
+        assert child.outbound.lifetime.hard_bytes == child.inbound.lifetime.hard_bytes == 5000 * 1024
+
+
+def test_ikev2_children_keep_the_rules_lifetime() -> None:
+    pa = _lifetimes(policy(A, B), 5000, 900)
+    pb = _lifetimes(policy(B, A), 7000, 900)
+    a, b = agent(pa, 5), agent(pb, 6)
+    net = Net({A: a, B: b})
+    a.send_packet(udp_packet(A, B, b"first"), 0.0)
+    net.run()
+    for host, kb in ((a, 5000), (b, 7000)):
+        (child,) = host.children.values()
+        assert child.parameters.lifetime_kb is None
+        assert child.outbound.lifetime.hard_bytes == kb * 1024

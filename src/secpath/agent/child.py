@@ -12,12 +12,13 @@ from secpath.policy.model import Rule
 __all__ = ["build_child", "esp_lifetime"]
 
 
-def esp_lifetime(rule: Rule, transform: str) -> Lifetime:
-    """The byte lifetime of the security method that was chosen (RFC 4301
+def esp_lifetime(rule: Rule, transform: str, negotiated_kb: int | None = None) -> Lifetime:
+    """The byte lifetime the peers negotiated (IKEv1: the responder's shorter
+    one), else that of the security method that was chosen (RFC 4301
     §4.4.2.1): soft at 90 %, when the rekey starts; hard at 100 %."""
     methods = rule.filter_action.security_methods
     sm = next((s for s in methods if s.proposal == transform), methods[0])
-    hard = sm.lifetime_kb * 1024
+    hard = (negotiated_kb or sm.lifetime_kb) * 1024
     return Lifetime(soft_bytes=hard * 9 // 10, hard_bytes=hard)
 
 
@@ -40,7 +41,7 @@ def build_child(rule: Rule, event: ChildSaInstalled, ike: IkeSaEstablished | Non
     """Both SAs of the pair; raises ``LocalError`` for parameters ESP refuses.
     The peer is the IKE SA's (where NAT put it), else the tunnel's far end,
     else the remote selector's address."""
-    lifetime = esp_lifetime(rule, event.outbound.transform)
+    lifetime = esp_lifetime(rule, event.outbound.transform, event.outbound.lifetime_kb)
     inbound = _sa(event.inbound, lifetime)
     try:
         outbound = _sa(event.outbound, lifetime)

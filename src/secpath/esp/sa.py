@@ -502,6 +502,11 @@ class SecurityAssociation:
     # -- what the daemon and the monitor read -----------------------------
 
     @property
+    def lifetime(self) -> Lifetime:
+        """The limits this SA was built with."""
+        return self._lifetime
+
+    @property
     def soft_expired(self) -> bool:
         """A soft lifetime passed in either direction: time to rekey."""
         lt = self._lifetime

@@ -44,6 +44,10 @@ class EspSaParameters:
     udp_encapsulation: tuple[int, int] | None  # (source port, destination port), RFC 3948
     esn: bool
     replay_window: int
+    # the lifetime the peers agreed on, when the exchange negotiates one (IKEv1 quick
+    # mode: the shorter of the two, RFC 2407 §4.6.3.1); None = the rule's security method
+    lifetime_s: int | None = None
+    lifetime_kb: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -292,13 +292,15 @@ class Phase1Sa:
             encryption_key=child.keys[0], integrity_key=child.keys[1], mode=mode,
             tunnel=(peer_host, self.local_address) if tunnel else None,
             udp_encapsulation=(peer_port, NAT_T_PORT) if udp else None,
-            esn=False, replay_window=window)
+            esn=False, replay_window=window,
+            lifetime_s=child.suite.lifetime_s, lifetime_kb=child.suite.lifetime_kb or None)
         outbound = EspSaParameters(
             spi=child.outbound_spi, transform=child.suite.transform,
             encryption_key=child.keys[2], integrity_key=child.keys[3], mode=mode,
             tunnel=(self.local_address, peer_host) if tunnel else None,
             udp_encapsulation=(NAT_T_PORT, peer_port) if udp else None,
-            esn=False, replay_window=window)
+            esn=False, replay_window=window,
+            lifetime_s=child.suite.lifetime_s, lifetime_kb=child.suite.lifetime_kb or None)
         return inbound, outbound
 
     def drop_child(self, child: Child, reason: str) -> None:
