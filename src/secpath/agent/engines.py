@@ -16,6 +16,7 @@ from secpath.ike.config import IkeConfig
 from secpath.ike.engine import Datagram, IkeEngine, IkeKeyMaterial
 from secpath.ike.events import Event
 from secpath.ike.v1 import IkeV1Engine, is_ikev1
+from secpath.ike.v1.keys import IkeV1KeyMaterial
 
 __all__ = ["IkeEngines"]
 
@@ -118,8 +119,12 @@ class IkeEngines:
         return sum(e.fragments_waiting() for e in self._engines())
 
     def key_material(self) -> tuple[IkeKeyMaterial, ...]:
-        """IKEv2 SAs' keys (IKEv1 keys are not exported)."""
+        """IKEv2 SAs' keys (IKEv1's are :meth:`ikev1_key_material`)."""
         return self.v2.key_material() if self.v2 is not None else ()
+
+    def ikev1_key_material(self) -> tuple[IkeV1KeyMaterial, ...]:
+        """ISAKMP SAs' encryption keys."""
+        return self.v1.key_material() if self.v1 is not None else ()
 
     @property
     def counters(self) -> dict[str, int]:

@@ -81,13 +81,15 @@ def agent_status(agent: PolicyAgent, now: float) -> dict[str, Any]:
     }
 
 
-def agent_keys(agent: PolicyAgent) -> tuple[list[str], list[str]]:
-    """(ikev2_decryption_table rows, esp_sa rows) of the agent's live SAs —
-    key material: for ``secpath keys`` only."""
+def agent_keys(agent: PolicyAgent) -> tuple[list[str], list[str], list[str]]:
+    """(ikev2_decryption_table rows, esp_sa rows, ikev1_decryption_table rows)
+    of the agent's live SAs — key material: for ``secpath keys`` only."""
     from secpath.esp.wireshark import esp_sa_row
-    from secpath.monitor.wireshark import ike_table_row
+    from secpath.monitor.wireshark import ike_table_row, ikev1_table_row
 
-    ike_rows = [ike_table_row(km) for km in agent.engine.key_material()] if agent.engine is not None else []
+    engine = agent.engine
+    ike_rows = [ike_table_row(km) for km in engine.key_material()] if engine is not None else []
+    ikev1_rows = [ikev1_table_row(km) for km in engine.ikev1_key_material()] if engine is not None else []
     esp_rows = []
     for child in agent.children.values():
         # the addresses as a capture on this host sees them
@@ -106,7 +108,7 @@ def agent_keys(agent: PolicyAgent) -> tuple[list[str], list[str]]:
                     p.integrity_key if len(p.integrity_key) else None,
                 )
             )
-    return ike_rows, esp_rows
+    return ike_rows, esp_rows, ikev1_rows
 
 
 def _ts(ts: object) -> str:

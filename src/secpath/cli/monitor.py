@@ -62,11 +62,12 @@ def keys(
     from secpath.monitor.wireshark import write_key_files
 
     result = _ask(control, "keys")
-    written = write_key_files(wireshark, result["ikev2_decryption_table"], result["esp_sa"])
+    ikev1 = result.get("ikev1_decryption_table", [])
+    written = write_key_files(wireshark, result["ikev2_decryption_table"], result["esp_sa"], ikev1)
     err_console.print(
-        f"[yellow]warning:[/] {len(result['esp_sa'])} ESP and {len(result['ikev2_decryption_table'])} IKE "
-        f"SA key(s) written to {escape(str(wireshark))} (mode 0600): whoever reads them can decrypt "
-        "the traffic"
+        f"[yellow]warning:[/] {len(result['esp_sa'])} ESP, {len(result['ikev2_decryption_table'])} IKEv2 "
+        f"and {len(ikev1)} ISAKMP SA key(s) written to {escape(str(wireshark))} (mode 0600): whoever "
+        "reads them can decrypt the traffic"
     )
     for path in written:
         console.print(str(path))

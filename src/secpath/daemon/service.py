@@ -414,13 +414,15 @@ class Daemon:
         """Key material of every live SA, for Wireshark (the control socket is 0600)."""
         ike_rows: list[str] = []
         esp_rows: list[str] = []
+        ikev1_rows: list[str] = []
         for host in self.hosts.values():
-            ike, esp = agent_keys(host.agent)
+            ike, esp, ikev1 = agent_keys(host.agent)
             ike_rows += ike
             esp_rows += esp
+            ikev1_rows += ikev1
         if self.log is not None:
             self.log.write(LogRecord(time.time(), 1, "keys", f"keys of {len(esp_rows)} ESP SA(s) exported"))
-        return {"ikev2_decryption_table": ike_rows, "esp_sa": esp_rows}
+        return {"ikev2_decryption_table": ike_rows, "esp_sa": esp_rows, "ikev1_decryption_table": ikev1_rows}
 
     async def _log(self, args: Mapping[str, Any]) -> Any:
         action = args.get("action", "where")

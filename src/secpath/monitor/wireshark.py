@@ -1,5 +1,5 @@
-"""Keys for packet captures: Wireshark's ``ikev2_decryption_table`` and
-``esp_sa`` files, so ``WIRESHARK_CONFIG_DIR=DIR tshark -r capture.pcap``
+"""Keys for packet captures: Wireshark's ``ikev2_decryption_table``,
+``ikev1_decryption_table`` and ``esp_sa`` files, so ``WIRESHARK_CONFIG_DIR=DIR tshark -r capture.pcap``
 shows decrypted IKE and ESP (the guide's Network Monitor, with the keys).
 
 This is the only way keys leave secpath: on request, through the control
@@ -15,8 +15,9 @@ from typing import Final
 
 from secpath.errors import LocalError
 from secpath.ike.engine import IkeKeyMaterial
+from secpath.ike.v1.keys import IkeV1KeyMaterial
 
-__all__ = ["IKE_ENCRYPTION", "IKE_INTEGRITY", "ike_table_row", "write_key_files"]
+__all__ = ["IKE_ENCRYPTION", "IKE_INTEGRITY", "ike_table_row", "ikev1_table_row", "write_key_files"]
 
 # names of Wireshark's ikev2_decryption_table (epan/dissectors/packet-isakmp.c)
 IKE_ENCRYPTION: Final[dict[str, str]] = {
@@ -51,11 +52,25 @@ def ike_table_row(km: IkeKeyMaterial) -> str:
     )
 
 
-def write_key_files(directory: Path, ike_rows: Iterable[str], esp_rows: Iterable[str]) -> list[Path]:
-    """Write the two tables and the preferences that turn decryption on."""
+_IKEV1_CIPHERS = frozenset({"3des", "aes128", "aes192", "aes256"})  # RFC 2409 ciphers it decrypts
+
+
+def ikev1_table_row(km: IkeV1KeyMaterial) -> str:
+    """One ``ikev1_decryption_table`` line (packet-isakmp.c's UAT: "Initiator's
+    COOKIE" and "Encryption Key", both hex; the dissector takes the cipher
+    from the main-mode SA payload in the capture)."""
+    if km.encryption not in _IKEV1_CIPHERS:
+        raise LocalError(f"Wireshark cannot decrypt {km.encryption} ISAKMP SAs")
+    return f"{km.cky_i.hex()},{km.encryption_key.reveal().hex()}"
+
+
+def write_key_files(directory: Path, ike_rows: Iterable[str], esp_rows: Iterable[str],
+                    ikev1_rows: Iterable[str] = ()) -> list[Path]:
+    """Write the three tables and the preferences that turn decryption on."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     files = {
         "ikev2_decryption_table": "".join(r + "\n" for r in ike_rows),
+        "ikev1_decryption_table": "".join(r + "\n" for r in ikev1_rows),
         "esp_sa": "".join(r + "\n" for r in esp_rows),
         "preferences": "esp.enable_encryption_decode: TRUE\nesp.enable_authentication_check: TRUE\n",
     }

@@ -38,6 +38,7 @@ from secpath.ike.v1.informational import (
     send_delete_isakmp,
     send_dpd,
 )
+from secpath.ike.v1.keys import IkeV1KeyMaterial
 from secpath.ike.v1.main_mode import fail, handle_main, respond_first, start_main_mode
 from secpath.ike.v1.quick_mode import handle_quick, initiate_quick
 from secpath.ike.v1.sa import NAT_T_PORT, Phase1Sa, State
@@ -178,6 +179,14 @@ class IkeV1Engine:
     def ike_sas(self) -> tuple[int, ...]:
         return tuple(sorted(sa.handle for sa in self._sas.values() if sa.state is not State.CLOSED))
 
+    def key_material(self) -> tuple[IkeV1KeyMaterial, ...]:
+        """The encryption key of every ISAKMP SA that has one, for ``secpath
+        keys`` (the one way keys leave the process: Wireshark's
+        ikev1_decryption_table)."""
+        return tuple(IkeV1KeyMaterial(sa.cky_i, sa.suite.encryption, sa.keys.encryption_key)
+                     for sa in self._sas.values()
+                     if sa.keys is not None and sa.suite is not None and sa.state is not State.CLOSED)
+
     def fragments_waiting(self) -> int:
         return 0  # IKEv1 fragmentation is not implemented
 
@@ -187,9 +196,6 @@ class IkeV1Engine:
                                                                    State.MM_I5))
         theirs = sum(1 for sa in self._sas.values() if sa.state in (State.MM_R2, State.MM_R4))
         return ours, theirs
-
-    def key_material(self) -> tuple[()]:
-        return ()  # Wireshark's IKEv1 decryption table is not exported
 
     # -- API -----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from secpath.errors import LocalError, ParseError
 from secpath.secret import Secret
 
 __all__ = [
+    "IkeV1KeyMaterial",
     "Phase1Cipher",
     "Phase1Keys",
     "derive_phase1",
@@ -74,6 +75,19 @@ class Phase1Keys:
 
     def __repr__(self) -> str:
         return "Phase1Keys(<secret>)"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class IkeV1KeyMaterial:
+    """One ISAKMP SA's initiator cookie and encryption key: what Wireshark's
+    ``ikev1_decryption_table`` needs (it reads the cipher from the capture)."""
+
+    cky_i: bytes
+    encryption: str  # registry name
+    encryption_key: Secret
+
+    def __repr__(self) -> str:
+        return f"IkeV1KeyMaterial({self.cky_i.hex()}, {self.encryption}, <secret>)"
 
 
 def derive_phase1(prf_name: str, skeyid: Secret, gxy: Secret, cky_i: bytes, cky_r: bytes,
