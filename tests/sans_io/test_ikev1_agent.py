@@ -97,7 +97,7 @@ def test_negotiation_log_names_ikev1_exchanges_and_payloads() -> None:
     while (e := a.next_event()) is not None:
         if e.kind in ("ike-out", "ike-in"):
             traced.append(e.detail)
-    assert traced[0].endswith("[Sa VendorId VendorId]")
+    assert traced[0].endswith("[Sa VendorId VendorId VendorId]")  # NAT-T, DPD, FRAGMENTATION
     assert traced[2].endswith("[Ke Nonce NatD NatD]")
     assert any(t.endswith("[encrypted]") for t in traced)
 

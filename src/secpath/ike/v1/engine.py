@@ -32,6 +32,7 @@ from secpath.ike.v1.codec import (
     encode_message,
 )
 from secpath.ike.v1.constants import ISAKMP_VERSION, ExchangeType, Flag, NotifyType
+from secpath.ike.v1.fragments import FRAGMENT_PAYLOAD, decode_fragment
 from secpath.ike.v1.informational import (
     handle_info,
     send_delete_esp,
@@ -156,6 +157,7 @@ class IkeV1Engine:
             times += [q.retransmit_at if q.finished is None
                       else q.finished + timing.half_open_timeout for q in sa.quick.values()]
             times += [t for c in sa.children.values() for t in (c.soft_at, c.hard_at)]
+            times.append(sa.reassembly.deadline)
             if sa.state is not State.ESTABLISHED:
                 times.append(sa.created + timing.half_open_timeout)
             elif sa.peer_dpd and timing.dpd_interval is not None:
@@ -188,7 +190,8 @@ class IkeV1Engine:
                      if sa.keys is not None and sa.suite is not None and sa.state is not State.CLOSED)
 
     def fragments_waiting(self) -> int:
-        return 0  # IKEv1 fragmentation is not implemented
+        """ISAKMP SAs holding part of a fragmented message."""
+        return sum(1 for sa in self._sas.values() if sa.reassembly.in_progress)
 
     def negotiations(self) -> tuple[int, int]:
         """Main modes in progress: (started by us, started by the peer)."""
@@ -295,13 +298,12 @@ class IkeV1Engine:
                 and header.spi_r == bytes(8) and not header.flags & Flag.ENCRYPTION:
             self._first(data, header, addr, local_port, now)
             return
-        sa = self._sas.get(header.spi_i)
-        if sa is None or not sa.initiator:
-            sa = self._sas.get(header.spi_r)
-            if sa is not None and sa.initiator:
-                sa = None
-        if sa is None or sa.state is State.CLOSED:
+        sa = self._find(header)
+        if sa is None:
             self.counters["invalid_spis"] += 1  # the guide's "Invalid Cookies Received"
+            return
+        if header.next_payload == FRAGMENT_PAYLOAD:
+            self._fragment(sa, data, header, addr, local_port, now)
             return
         if sa.initiator and sa.cky_r == bytes(8):
             sa.cky_r = header.spi_r
@@ -320,6 +322,33 @@ class IkeV1Engine:
             handle_info(sa, data, header, now)
         else:
             self.counters["invalid_packets"] += 1
+
+    def _find(self, header: Header) -> Phase1Sa | None:
+        sa = self._sas.get(header.spi_i)
+        if sa is None or not sa.initiator:
+            sa = self._sas.get(header.spi_r)
+            if sa is not None and sa.initiator:
+                sa = None
+        return None if sa is None or sa.state is State.CLOSED else sa
+
+    def _fragment(self, sa: Phase1Sa, data: bytes, header: Header, addr: Address, local_port: int,
+                  now: float) -> None:
+        """One IKEv1 fragment: kept until the message is whole, which is then
+        handled as if it had come in one datagram."""
+        _, frag = decode_fragment(data)
+        # only main mode 5/6 are fragmented: both cookies are known by then
+        if sa.cky_r == bytes(8) or (header.spi_i, header.spi_r) != (sa.cky_i, sa.cky_r) \
+                or sa.state in (State.MM_I1, State.MM_R2):
+            self.counters["invalid_cookies"] += 1
+            return
+        whole = sa.reassembly.add(frag, now)
+        if whole is None:
+            return
+        inner = decode_header(whole)
+        if (inner.spi_i, inner.exchange_type) != (header.spi_i, header.exchange_type) \
+                or inner.next_payload == FRAGMENT_PAYLOAD:
+            raise ParseError("IKEv1 fragments: the reassembled message is not the fragments' own")
+        self._dispatch(whole, inner, addr, local_port, now)
 
     def _main(self, sa: Phase1Sa, data: bytes, header: Header, now: float) -> None:
         if data == sa.last_in:
@@ -394,6 +423,7 @@ class IkeV1Engine:
         timing = sa.config.timing
         if sa.state is State.CLOSED:
             return
+        sa.reassembly.expire(now)
         if not sa.retransmit_due(now):
             fail(sa, f"no answer from {sa.peer[0]} after {timing.retransmit_tries} tries")
             return

@@ -53,6 +53,7 @@ from secpath.ike.v1.constants import (
     NotifyType,
     ProtocolId,
 )
+from secpath.ike.v1.fragments import FRAGMENTATION_VENDOR_ID, is_fragmentation_vendor_id
 from secpath.ike.v1.keys import (
     Phase1Cipher,
     derive_phase1,
@@ -85,7 +86,8 @@ def auth_method(cfg: IkeConfig) -> AuthenticationMethod:
 
 
 def _vendor_ids() -> list[Payload]:
-    return [VendorIdPayload(NAT_T_VENDOR_ID), VendorIdPayload(DPD_VENDOR_ID)]
+    return [VendorIdPayload(NAT_T_VENDOR_ID), VendorIdPayload(DPD_VENDOR_ID),
+            VendorIdPayload(FRAGMENTATION_VENDOR_ID)]
 
 
 def _note_vendor_ids(sa: Phase1Sa, payloads: Sequence[RawPayload]) -> None:
@@ -93,6 +95,7 @@ def _note_vendor_ids(sa: Phase1Sa, payloads: Sequence[RawPayload]) -> None:
         if isinstance(p.payload, VendorIdPayload):
             sa.peer_dpd |= p.payload.data == DPD_VENDOR_ID
             sa.peer_nat_t |= p.payload.data == NAT_T_VENDOR_ID
+            sa.peer_fragmentation |= is_fragmentation_vendor_id(p.payload.data)
 
 
 def fail(sa: Phase1Sa, reason: str, notify: int | None = None, *,

@@ -29,7 +29,8 @@ from secpath.ike.v1.codec import (
     encode_chain,
     encode_header,
 )
-from secpath.ike.v1.constants import Flag
+from secpath.ike.v1.constants import ExchangeType, Flag
+from secpath.ike.v1.fragments import Reassembly, encode_fragments
 from secpath.ike.v1.keys import Phase1Cipher, Phase1Keys, phase2_iv
 from secpath.ike.v1.proposals import Phase1Suite, Phase2Suite
 from secpath.secret import Secret
@@ -158,6 +159,9 @@ class Phase1Sa:
     replaced_by: int | None = None
     replaces: int | None = None
     closed_reason: str = ""
+    peer_fragmentation: bool = False  # the peer sent the FRAGMENTATION vendor ID
+    fragment_id: int = 0  # of the last message we fragmented
+    reassembly: Reassembly = field(default_factory=Reassembly)
 
     @property
     def config(self) -> IkeConfig:
@@ -178,6 +182,14 @@ class Phase1Sa:
     # -- messages ---------------------------------------------------------------
 
     def _transmit(self, data: bytes) -> None:
+        limit = self.config.fragment_size - (4 if self.udp_encapsulated else 0)  # non-ESP marker
+        if self.peer_fragmentation and len(data) > limit and len(data) > HEADER_BYTES \
+                and data[18] == ExchangeType.IDENTITY_PROTECTION and data[19] & Flag.ENCRYPTION:
+            # main mode 5/6 (certificates) in fragments both ends announced
+            self.fragment_id = self.fragment_id % 0xFFFF + 1
+            for piece in encode_fragments(data, limit, self.fragment_id):
+                self.ctx.send(piece, self.peer, self.local_port)
+            return
         self.ctx.send(data, self.peer, self.local_port)
 
     def send_plain(self, exchange: int, payloads: Sequence[Payload], now: float) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from secpath.errors import ParseError
 from secpath.ike.v1.codec import HEADER_BYTES, decode_chain, decode_header
 from secpath.ike.v1.constants import ExchangeType, Flag
+from secpath.ike.v1.fragments import FRAGMENT_PAYLOAD, decode_fragment
 
 __all__ = ["describe_message"]
 
@@ -24,7 +25,14 @@ def describe_message(data: bytes, level: int) -> tuple[str, int, str, str] | Non
     cookies = f"{header.spi_i.hex()}_i {header.spi_r.hex()}_r"
     detail = f"{len(data)} bytes"
     if level >= 3:
-        if header.flags & Flag.ENCRYPTION:
+        if header.next_payload == FRAGMENT_PAYLOAD:
+            try:
+                _, frag = decode_fragment(data)
+            except ParseError:
+                return exchange, header.message_id, cookies, detail + ", malformed"
+            last = ", last" if frag.last else ""
+            detail += f" [fragment {frag.number} of message {frag.fragment_id}{last}]"
+        elif header.flags & Flag.ENCRYPTION:
             detail += " [encrypted]"
         else:
             try:
