@@ -341,6 +341,7 @@ class IkeV1Engine:
                 or sa.state in (State.MM_I1, State.MM_R2):
             self.counters["invalid_cookies"] += 1
             return
+        sa.reassembly.timeout = sa.config.timing.half_open_timeout
         whole = sa.reassembly.add(frag, now)
         if whole is None:
             return
