@@ -182,3 +182,20 @@ def test_no_invalid_spi_while_a_child_sa_is_being_made() -> None:
     pair.run()
     assert pair.a.engine.invalid_spi(handle, 0x4242, pair.now)
 
+
+
+def test_invalid_spi_reaches_a_child_sa_of_another_ike_sa_with_the_peer() -> None:
+    """A made a second IKE SA with B (say after losing the first one's IKE_AUTH
+    answer): its INVALID_SPI on the new IKE SA drops B's Child SA of the old one."""
+    pair, first, _ = established()
+    second = pair.a.engine.initiate("path", pair.now)
+    pair.run()
+    old_a, new_a = pair.a.of(ChildSaInstalled)
+    assert (old_a.ike_sa, new_a.ike_sa) == (first, second)
+    old_b = next(e for e in pair.b.of(ChildSaInstalled) if e.outbound.spi == old_a.inbound.spi)
+    assert pair.a.engine.invalid_spi(second, old_a.inbound.spi, pair.now)
+    pair.run()
+    (gone,) = [e for e in pair.b.of(ChildSaDeleted) if "INVALID_SPI" in e.reason]
+    assert gone.child_sa == old_b.child_sa and gone.ike_sa == old_b.ike_sa
+    assert len(pair.b.engine.child_sas(old_b.ike_sa)) == 0
+    assert pair.a.engine.child_sas(second) == (new_a.child_sa,)  # the new pair is untouched
