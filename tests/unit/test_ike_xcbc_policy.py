@@ -1,4 +1,4 @@
-"""AES-XCBC in policies and proposals: the strongSwan names, IKE only."""
+"""AES-XCBC in policies, proposals and key exports: the strongSwan names, IKE only."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ from typing import Any
 
 import pytest
 
-from secpath.errors import SecpathError
+from secpath.errors import LocalError, SecpathError
 from secpath.ike.constants import TransformType
+from secpath.ike.engine import IkeKeyMaterial
 from secpath.ike.proposal import describe, ike_proposals, ike_suites, parse_ike, select_ike
+from secpath.monitor.wireshark import ike_table_row
 from secpath.policy.loader import parse_policy
 from secpath.policy.model import KeyExchange, KeyExchangeMethod, SecurityMethod
+from secpath.secret import Secret
 
 
 def _data(ike: dict[str, Any], esp: dict[str, Any]) -> dict[str, Any]:
@@ -49,3 +52,13 @@ def test_offered_selected_and_described() -> None:
     assert picked is not None and picked[1] == suites[1]
     assert parse_ike(picked[0]) == suites[1]
     assert describe([offer]) == ("aes128-aesxcbc-modp2048",)
+
+
+def test_wireshark_table_has_no_xcbc() -> None:
+    """Wireshark's ikev2_decryption_table lists no AES-XCBC integrity: refused by name."""
+    key = Secret(bytes(16))
+    km = IkeKeyMaterial(b"i" * 8, b"r" * 8, "aes128", "aesxcbc", key, key, key, key)
+    with pytest.raises(LocalError, match="aesxcbc"):
+        ike_table_row(km)
+    assert '"HMAC_SHA2_256_128 [RFC4868]"' in ike_table_row(
+        IkeKeyMaterial(b"i" * 8, b"r" * 8, "aes128", "sha256", key, key, key, key))
