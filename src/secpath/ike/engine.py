@@ -17,7 +17,7 @@ Lifetimes here are in seconds (``KeyExchange.lifetime_s`` for the IKE SA,
 IKEv2 does not negotiate lifetimes (RFC 7296 §2.8), and kilobyte lifetimes
 are counted where the bytes are: the ESP SAs the agent builds
 (``secpath.agent.child.esp_lifetime``) raise soft/hard lifetime events, on
-which the agent calls :meth:`IkeEngine.rekey_child` / :meth:`IkeEngine.delete`.
+which the agent calls :meth:`IkeEngine.rekey_child` / :meth:`IkeEngine.expire_child`.
 
 A request for an IKE SA this engine does not know (not an IKE_SA_INIT) gets
 an unprotected INVALID_IKE_SPI answer, rate-limited (RFC 7296 §2.21.4); an
