@@ -30,7 +30,7 @@ needs_strongswan = pytest.mark.skipif(
 )
 
 PLUGINS = (
-    "random nonce openssl gmp aes sha1 sha2 hmac gcm chapoly curve25519 pem pkcs1 pkcs8 x509 pubkey kdf "
+    "random nonce openssl gmp aes sha1 sha2 hmac xcbc gcm chapoly curve25519 pem pkcs1 pkcs8 x509 pubkey kdf "
     "kernel-libipsec kernel-netlink socket-default vici"
 )
 

@@ -192,6 +192,10 @@ SUITES = {
     "aes128-sha256-modp2048": (
         KeyExchangeMethod("sha256", "aes128", 14), SecurityMethod("aes128", "sha256"),
         "aes128-sha256-modp2048", "aes128-sha256-modp2048"),
+    # AES-XCBC as PRF and IKE integrity (RFC 4434, RFC 3566): strongSwan's xcbc plugin
+    "aes128-aesxcbc-modp2048": (
+        KeyExchangeMethod("aesxcbc", "aes128", 14), SecurityMethod("aes128", "sha256"),
+        "aes128-aesxcbc-modp2048", "aes128-sha256-modp2048"),
 }
 
 

@@ -36,7 +36,7 @@ from . import pki
 A_ADDR = "10.0.0.1"
 B_ADDR = "10.0.0.2"
 
-# name -> (IKE method, ESP method): the four suites
+# name -> (IKE method, ESP method): the four suites and AES-XCBC
 SUITES: dict[str, tuple[KeyExchangeMethod, SecurityMethod]] = {
     "3des-sha1-modp1024": (KeyExchangeMethod("sha1", "3des", 2), SecurityMethod("3des", "sha1")),
     "aes128-sha256-modp2048": (
@@ -46,6 +46,9 @@ SUITES: dict[str, tuple[KeyExchangeMethod, SecurityMethod]] = {
     "chacha20poly1305-prfsha256-x25519": (
         KeyExchangeMethod("sha256", "chacha20poly1305", 31),
         SecurityMethod("chacha20poly1305", "none")),
+    # AES-XCBC as IKE PRF and integrity (RFC 4434, RFC 3566); ESP has no XCBC here
+    "aes128-aesxcbc-modp2048": (
+        KeyExchangeMethod("aesxcbc", "aes128", 14), SecurityMethod("aes128", "sha256")),
 }
 
 DEFAULT_TIMING = Timing()

@@ -298,5 +298,12 @@ def test_esp_follows_a_nat_rebinding_only_after_authentication() -> None:
     b.receive_datagram(esp.data, (A, 4600), 4500, 1.0)
     assert b.deliver()[0].endswith(b"second")
     b.send_packet(udp_packet(B, A, b"reply", 7, 40000), 1.0)
-    (out,) = b.transmit()
+    ike, (out,) = partition(b.transmit())
+    assert len(ike) == 1  # INVALID_SPI for the forged SPI, over the IKE SA (RFC 7296 §1.5)
     assert out.destination == (A, 4600)
+
+
+def partition(out: list[Outgoing]) -> tuple[list[Outgoing], list[Outgoing]]:
+    """(IKE on 4500, with its non-ESP marker; the rest)."""
+    ike = [o for o in out if o.source_port == 4500 and o.data[:4] == b"\0\0\0\0"]
+    return ike, [o for o in out if o not in ike]

@@ -15,7 +15,7 @@ from secpath.ike.constants import ExchangeType, NotifyType
 from secpath.ike.engine import Datagram, IkeEngine
 from secpath.ike.events import IkeSaEstablished
 from secpath.ike.message import Header, Message, decode_header, decode_message
-from secpath.ike.payloads import UnknownPayload
+from secpath.ike.payloads import NotifyPayload, UnknownPayload
 from secpath.ike.sa import IkeSa
 
 from .harness import A_ADDR, B_ADDR, Pair, make_pair
@@ -42,13 +42,17 @@ def a_request(pair: Pair) -> Datagram:
     return d
 
 
-def test_wrong_spi_dropped_silently() -> None:
+def test_wrong_spi_gets_only_invalid_ike_spi() -> None:
     pair = established_pair()
     d = a_request(pair)
     data = bytearray(d.data)
     data[8] ^= 0xFF  # responder SPI
     pair.b.engine.receive_datagram(bytes(data), (A_ADDR, 500), pair.now)
-    assert pair.b.engine.datagrams_to_send() == []
+    # RFC 7296 §2.21.4: not processed, answered unprotected with INVALID_IKE_SPI
+    (answer,) = pair.b.engine.datagrams_to_send()
+    reply = decode_message(answer.data)
+    assert not reply.encrypted and reply.header.spi_r == bytes(data[8:16])
+    assert [p.notify_type for p in reply.all(NotifyPayload)] == [NotifyType.INVALID_IKE_SPI]
     pair.b.engine.receive_datagram(d.data, (A_ADDR, 500), pair.now)
     assert len(pair.b.engine.datagrams_to_send()) == 1  # the genuine one is answered
 

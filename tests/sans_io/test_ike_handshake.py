@@ -87,7 +87,8 @@ def test_handshake_every_suite_and_auth(suite: str, auth: str) -> None:
     assert pair.a.engine.ike_sa_state(handle) is State.ESTABLISHED
 
 
-@pytest.mark.parametrize("suite", ["3des-sha1-modp1024", "aes256gcm16-prfsha384-ecp384"])
+@pytest.mark.parametrize("suite", ["3des-sha1-modp1024", "aes256gcm16-prfsha384-ecp384",
+                                   "aes128-aesxcbc-modp2048"])
 def test_tunnel_mode_and_lifecycle(suite: str) -> None:
     """Rekey the Child SA (with PFS) and the IKE SA, DPD, then delete."""
     pair = make_pair(suite=suite, auth="psk", mode="tunnel", pfs=True)

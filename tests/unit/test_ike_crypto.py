@@ -66,7 +66,7 @@ def test_prf_plus_refuses_more_than_255_rounds() -> None:
 
 
 def test_prf_ids_and_unknown_prf() -> None:
-    assert PRF_BY_IANA_ID == {2: "sha1", 5: "sha256", 6: "sha384", 7: "sha512"}
+    assert PRF_BY_IANA_ID == {2: "sha1", 4: "aesxcbc", 5: "sha256", 6: "sha384", 7: "sha512"}
     with pytest.raises(LocalError):
         prf("md5", b"k", b"d")
 

@@ -9,7 +9,7 @@ from typing import Literal
 from secpath.agent.child import build_child
 from secpath.agent.engines import IkeEngines
 from secpath.agent.explain import describe_message
-from secpath.agent.lifecycle import drop_duplicate, on_engine_event, update_gauges
+from secpath.agent.lifecycle import drop_duplicate, on_engine_event, report_invalid_spi, update_gauges
 from secpath.agent.packets import UdpHeaders, flow_key, packet_info, strip_outer_udp
 from secpath.agent.types import AgentEvent, ChildInfo, Outgoing, RuleState, _Pending, in_selectors
 from secpath.errors import LocalError
@@ -364,6 +364,7 @@ class PolicyAgent:
         child = self._inbound.get(spi)
         if child is None:
             q["bad_spi_packets"] += 1
+            report_invalid_spi(self, packet, spi, now)
             return None
         try:
             inner = child.inbound.decapsulate(packet)
@@ -586,7 +587,8 @@ class PolicyAgent:
                 if isinstance(ev, SoftLifetimeExpired):
                     self.engine.rekey_child(child.ike_sa, child.handle, now)
                 elif isinstance(ev, HardLifetimeExpired):
-                    self.engine.delete(child.ike_sa, now, child.handle)
+                    self.engine.expire_child(child.ike_sa, child.handle, now,
+                                             f"hard lifetime passed ({ev.direction} bytes)")
             except LocalError:
                 continue
         if self.engine is not None:

@@ -83,8 +83,23 @@ class IkeEngines:
     def delete(self, ike_sa: int, now: float, child_sa: int | None = None) -> None:
         self._owner(ike_sa).delete(ike_sa, now, child_sa)
 
+    def expire_child(self, ike_sa: int, child_sa: int, now: float, reason: str) -> None:
+        """A hard lifetime in bytes passed: IKEv2 drops the Child SA at once;
+        IKEv1 deletes it."""
+        owner = self._owner(ike_sa)
+        if isinstance(owner, IkeEngine):
+            owner.expire_child(ike_sa, child_sa, now, reason)
+        else:
+            owner.delete(ike_sa, now, child_sa)
+
     def dpd(self, ike_sa: int, now: float) -> None:
         self._owner(ike_sa).dpd(ike_sa, now)
+
+    def invalid_spi(self, ike_sa: int, spi: int, now: float) -> bool:
+        """INVALID_SPI over an IKEv2 SA (RFC 7296 §1.5); IKEv1 SAs send none."""
+        if self.v2 is None or self.v2.ike_sa_state(ike_sa) is None:
+            return False
+        return self.v2.invalid_spi(ike_sa, spi, now)
 
     # -- input -----------------------------------------------------------------------
 
@@ -130,6 +145,6 @@ class IkeEngines:
     def counters(self) -> dict[str, int]:
         total = {"invalid_packets": self._unrouted, "invalid_spis": 0, "invalid_cookies": 0}
         for e in self._engines():
-            for key in total:
-                total[key] += e.counters.get(key, 0)
+            for key, n in e.counters.items():
+                total[key] = total.get(key, 0) + n
         return total

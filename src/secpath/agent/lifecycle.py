@@ -6,6 +6,7 @@ data path."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from typing import TYPE_CHECKING
 
 from secpath.agent.explain import explain_failure
@@ -27,7 +28,7 @@ from secpath.ike.events import (
 if TYPE_CHECKING:
     from secpath.agent.agent import PolicyAgent
 
-__all__ = ["drop_duplicate", "initiator_of", "on_engine_event", "update_gauges"]
+__all__ = ["drop_duplicate", "initiator_of", "on_engine_event", "report_invalid_spi", "update_gauges"]
 
 
 def on_engine_event(agent: PolicyAgent, event: Event, now: float) -> None:
@@ -166,3 +167,18 @@ def update_gauges(agent: PolicyAgent) -> None:
         totals = agent.stats.rule(rule.name)
         if totals.state != "up" and any(p.rule.name == rule.name for p in agent._pending.values()):
             totals.state = "negotiating"
+
+
+def report_invalid_spi(agent: PolicyAgent, packet: bytes, spi: int, now: float) -> None:
+    """An ESP packet (``packet`` from its outer IP header) named an SPI we do
+    not know: if its sender is the peer of one of our IKE SAs, ask the engine
+    to send INVALID_SPI there (RFC 7296 §1.5; the engine rate-limits it)."""
+    if agent.engine is None or len(packet) < 20:
+        return
+    raw = packet[12:16] if packet[0] >> 4 == 4 else packet[8:24]
+    if len(raw) not in (4, 16):
+        return
+    peer = str(ipaddress.ip_address(raw))
+    ike_sa = next((h for h, ev in reversed(agent.ike_sas.items()) if ev.peer[0] == peer), None)
+    if ike_sa is not None and agent.engine.invalid_spi(ike_sa, spi, now):
+        agent.timer_version += 1  # a request with its retransmission timer

@@ -74,7 +74,12 @@ def ike_key_lengths(prf_name: str, encryption: str, integrity: str | None) -> tu
 
 
 def skeyseed(prf_name: str, ni: bytes, nr: bytes, shared_secret: Secret) -> Secret:
-    """``SKEYSEED = prf(Ni | Nr, g^ir)`` (RFC 7296 §2.14)."""
+    """``SKEYSEED = prf(Ni | Nr, g^ir)`` (RFC 7296 §2.14).  With a fixed-key
+    PRF (AES-XCBC-PRF-128) the key is the first 64 bits of Ni and of Nr
+    (§2.14); prf+ still takes the whole nonces."""
+    integ = IKE_INTEGRITY.get(prf_name)
+    if integ is not None and integ.mac == "xcbc":
+        return Secret(prf(prf_name, ni[:8] + nr[:8], shared_secret.reveal()))
     return Secret(prf(prf_name, ni + nr, shared_secret.reveal()))
 
 

@@ -1,10 +1,10 @@
 """IKEv2 pseudorandom functions and ``prf+`` (RFC 7296 §2.13).
 
-PRFs are HMAC with SHA-1 or SHA-2 (RFC 2104, RFC 4868); names are the hash
-names of :data:`secpath.crypto.registry.IKE_INTEGRITY` (``"sha1"``,
-``"sha256"``, ``"sha384"``, ``"sha512"``), whose ``prf_iana_id`` is the
-Transform Type 2 ID.  AES-XCBC-PRF-128 is not provided (no OpenSSL primitive
-in ``cryptography``; it would need a hand-written mode).
+PRFs are HMAC with SHA-1 or SHA-2 (RFC 2104, RFC 4868), or AES-XCBC-PRF-128
+(RFC 4434, built in :mod:`secpath.crypto.xcbc`); names are the keys of
+:data:`secpath.crypto.registry.IKE_INTEGRITY` (``"sha1"``, ``"sha256"``,
+``"sha384"``, ``"sha512"``, ``"aesxcbc"``), whose ``prf_iana_id`` is the
+Transform Type 2 ID.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import hashlib
 import hmac
 
 from secpath.crypto.registry import IKE_INTEGRITY
+from secpath.crypto.xcbc import BLOCK as _XCBC_BYTES
+from secpath.crypto.xcbc import AesXcbc, xcbc_prf, xcbc_prf_key
 from secpath.errors import LocalError
 from secpath.secret import Secret
 
@@ -32,8 +34,15 @@ def _hash_name(name: str) -> str:
     return integ.hash_name
 
 
+def _is_xcbc(name: str) -> bool:
+    integ = IKE_INTEGRITY.get(name)
+    return integ is not None and integ.mac == "xcbc"
+
+
 def prf_output_bytes(name: str) -> int:
     """Output length of the PRF (the hash length for HMAC)."""
+    if _is_xcbc(name):
+        return _XCBC_BYTES  # RFC 4434 §2: 128 bits, and a 128-bit preferred key
     return hashlib.new(_hash_name(name)).digest_size
 
 
@@ -46,12 +55,16 @@ def prf_key_bytes(name: str) -> int:
 def prf(name: str, key: Secret | bytes, data: bytes) -> bytes:
     """``prf(key, data)``: HMAC with the PRF's hash (RFC 7296 §2.13)."""
     raw = key.reveal() if isinstance(key, Secret) else key
+    if _is_xcbc(name):
+        return xcbc_prf(raw, data)
     return hmac.digest(raw, data, _hash_name(name))
 
 
 def prf_plus(name: str, key: Secret | bytes, seed: bytes, length: int) -> Secret:
     """``prf+(K, S)`` truncated to ``length`` bytes (RFC 7296 §2.13):
     ``T1 = prf(K, S | 0x01)``, ``Tn = prf(K, Tn-1 | S | n)``."""
+    if _is_xcbc(name):
+        return _xcbc_prf_plus(name, key, seed, length)
     hash_name = _hash_name(name)
     raw = key.reveal() if isinstance(key, Secret) else key
     out = bytearray()
@@ -63,4 +76,20 @@ def prf_plus(name: str, key: Secret | bytes, seed: bytes, length: int) -> Secret
         block = hmac.digest(raw, block + seed + bytes((counter,)), hash_name)
         out += block
         counter += 1
+    return Secret(bytes(out[:length]))
+
+
+def _xcbc_prf_plus(name: str, key: Secret | bytes, seed: bytes, length: int) -> Secret:
+    """``prf+`` with AES-XCBC-PRF-128: one keyed AES for every round."""
+    raw = key.reveal() if isinstance(key, Secret) else key
+    mac = AesXcbc(xcbc_prf_key(raw)).mac
+    out = bytearray()
+    block = b""
+    for counter in range(1, _MAX_PRF_PLUS_ROUNDS + 1):
+        if len(out) >= length:
+            break
+        block = mac(block + seed + bytes((counter,)))
+        out += block
+    if len(out) < length:
+        raise LocalError(f"prf+: {length} bytes exceed 255 rounds of {name}")
     return Secret(bytes(out[:length]))

@@ -61,6 +61,7 @@ class Integrity:
     strength: Strength
     reason: str = ""
     prf_iana_id: int = 0  # Transform Type 2 ID of the PRF with the same hash
+    mac: str = "hmac"  # "hmac" (with hash_name) or "xcbc" (AES-XCBC, RFC 3566 / RFC 4434)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +116,10 @@ _INTEGRITY = (
     Integrity("sha384", 13, 48, 24, "sha384", "sha384", Strength.MODERN, "", 6),
     Integrity("sha512", 14, 64, 32, "sha512", "sha512", Strength.MODERN, "", 7),
 )
-IKE_INTEGRITY: dict[str, Integrity] = {i.name: i for i in _INTEGRITY}
+# IKE only (the ESP transforms have no XCBC): AUTH_AES_XCBC_96 (RFC 3566) and
+# PRF_AES128_XCBC (RFC 4434), both SHOULD in RFC 8247 §3.2-3.3
+_XCBC = Integrity("aesxcbc", 5, 16, 12, "", "aesxcbc", Strength.MODERN, "", 4, "xcbc")
+IKE_INTEGRITY: dict[str, Integrity] = {i.name: i for i in (*_INTEGRITY, _XCBC)}
 # "none" is only valid with an AEAD cipher (RFC 4303 §3.2, RFC 8221 §6)
 ESP_INTEGRITY: dict[str, Integrity | None] = {"none": None} | {i.name: i for i in _INTEGRITY}
 

@@ -1,8 +1,8 @@
 """Protection of the IKEv2 Encrypted payload, one direction of an IKE SA.
 
 Cipher + integrity (RFC 7296 §3.14): IV | CBC ciphertext | ICV, the ICV an
-HMAC (RFC 2404 / RFC 4868) over the message from the IKE header through the
-ciphertext, truncated.  AEAD (RFC 5282 §3 for AES-GCM-16, RFC 7634 §3 for
+HMAC (RFC 2404 / RFC 4868) or AES-XCBC-MAC-96 (RFC 3566) over the message
+from the IKE header through the ciphertext, truncated.  AEAD (RFC 5282 §3 for AES-GCM-16, RFC 7634 §3 for
 ChaCha20-Poly1305): the nonce is the 4-byte salt from SK_e and the 8-byte
 IV; the associated data is the IKE header and the Encrypted payload header
 (RFC 5282 §5.1); the 16-byte tag is the ICV.
@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from secpath.crypto.registry import IKE_ENCRYPTION, IKE_INTEGRITY, Encryption, Integrity
+from secpath.crypto.xcbc import AesXcbc
 from secpath.errors import LocalError, ParseError
 from secpath.secret import Secret
 
@@ -159,4 +160,6 @@ class SkCipher:
     def _icv(self, data: bytes) -> bytes:
         integ = self._integ
         assert integ is not None
+        if integ.mac == "xcbc":  # AUTH_AES_XCBC_96, RFC 3566
+            return AesXcbc(self.sk_a.reveal()).mac_96(data)
         return hmac.digest(self.sk_a.reveal(), data, integ.hash_name)[: integ.icv_bytes]

@@ -68,12 +68,18 @@ class Timing:
     rekey_jitter: float = 0.05  # random part of the soft lifetime (fraction)
     half_open_threshold: int = 16  # COOKIE demanded beyond this many half-open SAs, §2.6
     half_open_timeout: float = 30.0  # a responder's IKE SA must authenticate by then
+    # unprotected INVALID_IKE_SPI answers (§2.21.4, one bucket per engine) and
+    # INVALID_SPI notifications (§1.5, one bucket per IKE SA): burst, then per second
+    notify_burst: int = 5
+    notify_rate: float = 1.0
 
     def __post_init__(self) -> None:
         if self.retransmit_timeout <= 0 or self.retransmit_base < 1 or self.retransmit_tries < 1:
             raise LocalError("Timing: retransmission needs timeout > 0, base >= 1, tries >= 1")
         if not 0 < self.rekey_fraction < 1 or not 0 <= self.rekey_jitter < self.rekey_fraction:
             raise LocalError("Timing: need 0 < rekey_fraction < 1 and 0 <= jitter < fraction")
+        if self.notify_burst < 0 or self.notify_rate < 0:
+            raise LocalError("Timing: need notify_burst >= 0 and notify_rate >= 0 (0 sends none)")
 
 
 @dataclass(frozen=True, slots=True)

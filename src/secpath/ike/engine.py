@@ -11,6 +11,18 @@
 
 No sockets, clock or ``os.urandom``: ``now`` is POSIX time in seconds (it
 also dates certificate validation) and ``rng(n)`` is injected.
+
+Lifetimes here are in seconds (``KeyExchange.lifetime_s`` for the IKE SA,
+``SecurityMethod.lifetime_s`` for Child SAs; soft = ``rekey_fraction``).
+IKEv2 does not negotiate lifetimes (RFC 7296 §2.8), and kilobyte lifetimes
+are counted where the bytes are: the ESP SAs the agent builds
+(``secpath.agent.child.esp_lifetime``) raise soft/hard lifetime events, on
+which the agent calls :meth:`IkeEngine.rekey_child` / :meth:`IkeEngine.expire_child`.
+
+A request for an IKE SA this engine does not know (not an IKE_SA_INIT) gets
+an unprotected INVALID_IKE_SPI answer, rate-limited (RFC 7296 §2.21.4); an
+ESP packet with an unknown SPI from a peer makes :meth:`IkeEngine.invalid_spi`
+send INVALID_SPI over its IKE SA (§1.5).
 """
 
 from __future__ import annotations
@@ -25,17 +37,20 @@ from secpath.ike.constants import ExchangeType, NotifyType
 from secpath.ike.events import Event, IkeSaFailed
 from secpath.ike.exchange_child import request_child
 from secpath.ike.exchange_info import (
+    drop_invalid_spi,
     expire_ike,
     request_delete_child,
     request_delete_ike,
     request_delete_spis,
     request_dpd,
+    request_invalid_spi,
 )
 from secpath.ike.exchange_init import choose, cookie_value, respond_init, start_initiator
 from secpath.ike.exchange_rekey import request_rekey_ike
 from secpath.ike.message import Header, Message, decode_header, decode_message, encode_message
 from secpath.ike.payloads import NotifyPayload
 from secpath.ike.proposal import describe, ike_suites, select_ike
+from secpath.ike.ratelimit import TokenBucket
 from secpath.ike.sa import NAT_T_PORT, IkeSa
 from secpath.ike.state import State
 from secpath.secret import Secret
@@ -95,7 +110,11 @@ class IkeEngine:
         self._events: deque[Event] = deque()
         self._cookie_secret = rng(32)
         # what the engine drops before any IKE SA sees it, for the monitor
-        self.counters = {"invalid_packets": 0, "invalid_spis": 0, "invalid_cookies": 0}
+        self.counters = {"invalid_packets": 0, "invalid_spis": 0, "invalid_cookies": 0,
+                         "invalid_ike_spi_sent": 0, "invalid_spi_sent": 0, "notifies_limited": 0}
+        self._invalid_ike_spi_budget = TokenBucket(self._timing.notify_rate,
+                                                   self._timing.notify_burst)
+        self._invalid_spi_budgets: dict[bytes, TokenBucket] = {}  # per IKE SA
 
     # -- the Context the IKE SAs use ----------------------------------------------
 
@@ -116,6 +135,22 @@ class IkeEngine:
 
     def register(self, sa: IkeSa) -> None:
         self._sas[sa.our_spi] = sa
+
+    def invalid_spi_reported(self, sa: IkeSa, spi: int, now: float) -> None:
+        """The peer of ``sa`` sent INVALID_SPI: the Child SA may hang off
+        another IKE SA with the same peer and identity (one it re-made)."""
+        others = [o for o in self._sas.values() if o is not sa and o.peer[0] == sa.peer[0]
+                  and o.remote_id == sa.remote_id and o.state is State.ESTABLISHED]
+        drop_invalid_spi([sa, *others], spi, now)
+
+    def _making_children(self, peer: str) -> bool:
+        """An exchange with ``peer`` that installs Child SAs is under way: the
+        peer may already send on an SPI its answer has not brought us yet."""
+        return any(
+            o.peer[0] == peer and (o.state in (State.INIT_SENT, State.AUTH_SENT) or (
+                o.outstanding is not None and o.outstanding.request is not None
+                and o.outstanding.request.kind in ("new-child", "rekey-child", "rekey-ike")))
+            for o in self._sas.values())
 
     def _new_spi(self) -> bytes:
         while True:
@@ -224,8 +259,38 @@ class IkeEngine:
             raise LocalError(f"no Child SA {child_sa:#010x} in IKE SA {ike_sa:#018x}")
         request_delete_child(sa, child, now)
 
+    def expire_child(self, ike_sa: int, child_sa: int, now: float, reason: str) -> None:
+        """A Child SA passed a hard lifetime counted elsewhere (bytes, in the
+        ESP SA): gone here at once, whatever the peer answers to our Delete
+        (RFC 7296 §2.8), as with a lifetime in seconds."""
+        sa = self._sa(ike_sa)
+        child = sa.children.get(child_sa)
+        if child is None:
+            raise LocalError(f"no Child SA {child_sa:#010x} in IKE SA {ike_sa:#018x}")
+        sa.drop_child(child, reason)
+        request_delete_spis(sa, [child.inbound_spi.to_bytes(4, "big")], now)
+
     def dpd(self, ike_sa: int, now: float) -> None:
         request_dpd(self._sa(ike_sa), now)
+
+    def invalid_spi(self, ike_sa: int, spi: int, now: float) -> bool:
+        """An ESP packet from the peer of ``ike_sa`` named ``spi``, which we do
+        not know: send INVALID_SPI (RFC 7296 §1.5), at most as often as
+        ``Timing.notify_rate`` allows per IKE SA.  True if one was queued."""
+        sa = self._sas.get(ike_sa.to_bytes(8, "big"))
+        if sa is None or sa.state is not State.ESTABLISHED or self._making_children(sa.peer[0]):
+            return False
+        budget = self._invalid_spi_budgets.get(sa.our_spi)
+        if budget is None:
+            timing = sa.config.timing
+            budget = self._invalid_spi_budgets[sa.our_spi] = TokenBucket(timing.notify_rate,
+                                                                         timing.notify_burst)
+        if not budget.take(now):
+            self.counters["notifies_limited"] += 1
+            return False
+        self.counters["invalid_spi_sent"] += 1
+        request_invalid_spi(sa, spi, now)
+        return True
 
     # -- input ---------------------------------------------------------------------
 
@@ -256,6 +321,10 @@ class IkeEngine:
         sa = self._sas.get(our)
         if sa is None:
             self.counters["invalid_spis"] += 1  # the guide's "Invalid Cookies Received"
+            if (not header.response and header.exchange_type != ExchangeType.IKE_SA_INIT
+                    and header.spi_i not in self._sas and header.spi_r not in self._sas):
+                # (SPIs of a known IKE SA with the wrong I flag are only dropped, §3.1)
+                self._invalid_ike_spi(header, addr, local_port, now)
         else:
             sa.receive(data, header, addr, local_port, now)
             if sa.state is State.CLOSED:
@@ -302,6 +371,7 @@ class IkeEngine:
         for spi, sa in list(self._sas.items()):
             if sa.state is State.CLOSED:
                 del self._sas[spi]
+                self._invalid_spi_budgets.pop(spi, None)
                 self._child_spis.difference_update(sa.children)
         for key, sa in list(self._responders.items()):
             if sa.state is State.CLOSED:
@@ -313,6 +383,20 @@ class IkeEngine:
                    notify: NotifyPayload) -> None:
         reply = Header(header.spi_i, bytes(8), ExchangeType.IKE_SA_INIT, 0,
                        initiator=False, response=True)
+        self.send(encode_message(Message(reply, (notify,))), addr, local_port)
+
+    def _invalid_ike_spi(self, header: Header, addr: Address, local_port: int,
+                         now: float) -> None:
+        """RFC 7296 §2.21.4: a request for an IKE SA we do not know may be
+        answered, unprotected, to where it came from, with its SPIs and
+        Message ID and an INVALID_IKE_SPI notify (a response never is)."""
+        if not self._invalid_ike_spi_budget.take(now):
+            self.counters["notifies_limited"] += 1
+            return
+        self.counters["invalid_ike_spi_sent"] += 1
+        reply = Header(header.spi_i, header.spi_r, header.exchange_type, header.message_id,
+                       initiator=not header.initiator, response=True)
+        notify = NotifyPayload(NotifyType.INVALID_IKE_SPI)
         self.send(encode_message(Message(reply, (notify,))), addr, local_port)
 
     def _init_request(self, data: bytes, header: Header, addr: Address, local_port: int,

@@ -1,9 +1,9 @@
 """INFORMATIONAL (RFC 7296 §1.4): Delete of Child SAs and of the IKE SA,
-liveness checks (§2.4), error notifies."""
+liveness checks (§2.4), error notifies (INVALID_SPI both ways, §1.5)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from secpath.ike.constants import ExchangeType, NotifyType, ProtocolId
 from secpath.ike.message import Header, Message
@@ -12,12 +12,14 @@ from secpath.ike.sa import ChildSa, IkeSa, Request
 from secpath.ike.state import State
 
 __all__ = [
+    "drop_invalid_spi",
     "expire_ike",
     "info_request_step",
     "request_delete_child",
     "request_delete_ike",
     "request_delete_spis",
     "request_dpd",
+    "request_invalid_spi",
 ]
 
 
@@ -57,6 +59,38 @@ def request_delete_spis(sa: IkeSa, spis: Sequence[bytes], now: float) -> None:
         return
 
     sa.request(Request(ExchangeType.INFORMATIONAL, "delete-child", build, on_response), now)
+
+
+def request_invalid_spi(sa: IkeSa, spi: int, now: float) -> None:
+    """An ESP packet from this peer named an SPI we do not know (RFC 7296
+    §1.5): INVALID_SPI with that SPI as the notification data (§3.10.1).  The
+    SPI field stays empty, so the Protocol ID is zero (§3.10)."""
+    data = spi.to_bytes(4, "big")
+
+    def build() -> list[Payload]:
+        return [NotifyPayload(NotifyType.INVALID_SPI, data)]
+
+    def on_response(message: Message, now: float) -> None:
+        return
+
+    sa.request(Request(ExchangeType.INFORMATIONAL, "invalid-spi", build, on_response), now)
+
+
+def drop_invalid_spi(sas: Iterable[IkeSa], spi: int, now: float) -> bool:
+    """The peer has no inbound SA for our outbound ``spi`` (its INVALID_SPI,
+    RFC 7296 §1.5): the Child SA sending on it is dead.  Drop it
+    (ChildSaDeleted) and Delete our inbound half, which the peer may still
+    send on (§1.4.1).  ``sas`` are the IKE SAs with that peer, the one the
+    notification came on first.  True if a Child SA was dropped."""
+    for sa in sas:
+        child = next((c for c in sa.children.values() if c.outbound_spi == spi), None)
+        if child is None:
+            continue
+        sa.drop_child(child, f"peer reports INVALID_SPI for {spi:08x}")
+        if sa.state is State.ESTABLISHED:
+            request_delete_spis(sa, [child.inbound_spi.to_bytes(4, "big")], now)
+        return True
+    return False
 
 
 def request_delete_ike(sa: IkeSa, now: float, reason: str = "deleted") -> None:
@@ -127,6 +161,9 @@ def info_request_step(sa: IkeSa, message: Message, now: float) -> None:
             sa.respond(header, [])
             sa.fail("peer reports AUTHENTICATION_FAILED", n.notify_type)
             return
+        if n.notify_type == NotifyType.INVALID_SPI and len(n.data) == 4:
+            # RFC 7296 §3.10: the Protocol ID is ignored when the SPI field is empty
+            sa.ctx.invalid_spi_reported(sa, int.from_bytes(n.data, "big"), now)
     sa.respond(header, answer)
 
 

@@ -74,6 +74,7 @@ class Context(Protocol):
     def send(self, data: bytes, peer: Address, local_port: int) -> None: ...
     def child_spi(self) -> int: ...
     def register(self, sa: IkeSa) -> None: ...
+    def invalid_spi_reported(self, sa: IkeSa, spi: int, now: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -288,6 +289,10 @@ class IkeSa:
             return
         if header.initiator == self.initiator:
             return  # RFC 7296 §3.1: the I flag must be the peer's role
+        if opener is not None and not message.encrypted:
+            # past IKE_SA_INIT every message is protected (RFC 7296 §3.14); an
+            # unprotected one (say INVALID_IKE_SPI, §2.21.4) proves nothing
+            return
         self.last_received = now
         self.raw_in = data
         if local_port == NAT_T_PORT and (peer, local_port) != (self.peer, self.local_port):
