@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 from secpath.agent.child import build_child
 from secpath.agent.engines import IkeEngines
 from secpath.agent.explain import describe_message
 from secpath.agent.lifecycle import drop_duplicate, on_engine_event, update_gauges
+from secpath.agent.methods import TicketRequest, rule_credentials, start_attempt, ticket_done
 from secpath.agent.packets import UdpHeaders, flow_key, packet_info, strip_outer_udp
 from secpath.agent.types import AgentEvent, ChildInfo, Outgoing, RuleState, _Pending, in_selectors
 from secpath.errors import LocalError
@@ -27,7 +28,6 @@ from secpath.esp.errors import DecryptError, EspParseError, NatKeepalive, NonEsp
 from secpath.esp.sad import esp_spi
 from secpath.esp.udp import NAT_KEEPALIVE, NAT_T_PORT, NON_ESP_MARKER
 from secpath.ike.config import Credentials, IkeConfig, Timing
-from secpath.ike.credentials import load_credentials
 from secpath.ike.events import (
     ChildSaInstalled,
     Event,
@@ -70,7 +70,7 @@ class PolicyAgent:
         policy: Policy,
         rng: Callable[[int], bytes],
         *,
-        credentials: Mapping[str, Credentials] | None = None,
+        credentials: Mapping[str, Credentials | Sequence[Credentials]] | None = None,
         timing: Timing | None = None,
         local_address: str | None = None,
         force_udp_encapsulation: bool = False,
@@ -93,10 +93,9 @@ class PolicyAgent:
             self.stats.rule(rule.name)
             if rule.filter_action.behavior is not Behavior.NEGOTIATE:
                 continue
-            creds = (
-                credentials[rule.name] if credentials and rule.name in credentials else load_credentials(rule)
-            )
-            configs.append(
+            # one configuration per usable method, in the rule's order (agent.methods)
+            given = credentials.get(rule.name) if credentials else None
+            configs.extend(
                 IkeConfig.from_policy(
                     policy,
                     rule,
@@ -105,8 +104,15 @@ class PolicyAgent:
                     replay_window=replay_window,
                     force_udp_encapsulation=force_udp_encapsulation,
                 )
+                for creds in rule_credentials(rule, given)
             )
-        self._configs = {c.name: c for c in configs}
+        self._rule_configs: dict[str, tuple[IkeConfig, ...]] = {}
+        for c in configs:
+            self._rule_configs[c.name] = (*self._rule_configs.get(c.name, ()), c)
+        self._configs = {name: cs[0] for name, cs in self._rule_configs.items()}
+        # set by a driver that runs Kerberos ticket fetches in a worker thread
+        self.offload_tickets = False
+        self._tickets: deque[TicketRequest] = deque()
         # IKEv2 and IKEv1 rules each get their engine; datagrams go by header version
         self.engine = IkeEngines(configs, rng, local_address=self.local_address) if configs else None
         self._inbound: dict[int, ChildInfo] = {}  # our inbound SPI -> Child SA
@@ -157,6 +163,17 @@ class PolicyAgent:
         if self.engine is not None and (t := self.engine.next_timer()) is not None:
             times.append(t)
         return min(times) if times else None
+
+    def next_ticket_request(self) -> TicketRequest | None:
+        """A Kerberos ticket to fetch off the event loop (``offload_tickets``):
+        run its ``fetch`` in a worker, then :meth:`ticket_done`."""
+        return self._tickets.popleft() if self._tickets else None
+
+    def ticket_done(self, request: TicketRequest, error: str | None, now: float) -> None:
+        self.now = now
+        self.timer_version += 1
+        ticket_done(self, request, error, now)
+        self._gauges()
 
     def rule_state(self, rule: str) -> RuleState:
         if any(c.rule == rule for c in self.children.values()):
@@ -230,7 +247,7 @@ class PolicyAgent:
             pending = self._pending[key] = _Pending(rule, peer, now + self.acquire_timeout)
             self.stats.inc("main_mode", "total_acquire")
             try:
-                pending.ike_sa = self.engine.initiate(rule.name, now, (peer, IKE_PORT))
+                start_attempt(self, pending, now)
             except LocalError as exc:
                 del self._pending[key]
                 self._failed(rule.name, f"cannot start negotiation: {exc}")

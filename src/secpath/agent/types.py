@@ -86,6 +86,9 @@ class _Pending:
     deadline: float
     packets: deque[bytes] = field(default_factory=deque)
     ike_sa: int = 0
+    method: int = 0  # which of the rule's methods is tried (secpath.agent.methods)
+    tried: list[str] = field(default_factory=list)  # "<method> failed: <why>" this round
+    ticket: object | None = None  # the TicketRequest in flight before the IKE SA starts
 
 
 def in_selectors(address: IpAddress, selectors: Sequence[TrafficSelector]) -> bool:

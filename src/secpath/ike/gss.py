@@ -245,6 +245,24 @@ class GssapiProvider:
             channel_bindings=g.raw.ChannelBindings(application_data=bindings))
         return _Context(context)
 
+    def fetch_ticket(self, target: str) -> None:
+        """Get (or refresh) the service ticket for ``target`` into our
+        credential cache: the KDC round trips (AS with a client keytab, then
+        TGS) of a first GSS_Init_sec_context whose token is dropped.  Blocks:
+        the daemon runs it in a worker thread before it starts the IKE SA,
+        whose context then finds the ticket in the cache
+        (docs/kerberos.md §8).  KerberosError with the GSS-API's reason."""
+        g = self._g
+        creds = self._credentials("initiate")
+        try:
+            g.SecurityContext(name=g.Name(target, g.NameType.kerberos_principal), creds=creds,
+                              usage="initiate", mech=g.MechType.kerberos).step()
+        except g.exceptions.GSSError as exc:
+            raise KerberosError(f"no ticket for {target}: {_reason(exc)}") from exc
+        # this handle has the initial credentials now: contexts made from it
+        # use the cache instead of asking the KDC again
+        self._initiate = creds
+
     def acceptor(self, bindings: bytes) -> _Context:
         g = self._g
         if self._accept is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from secpath.errors import LocalError
 from secpath.ike.auth import Identity, IdType
@@ -33,6 +33,7 @@ __all__ = [
     "KerberosCredentials",
     "KerberosError",
     "KerberosProvider",
+    "TicketSource",
     "channel_bindings",
     "msk_seed",
     "principal_identity",
@@ -100,6 +101,16 @@ class KerberosProvider(Protocol):
     def initiator(self, target: str, bindings: bytes) -> GssInitiator: ...
 
     def acceptor(self, bindings: bytes) -> GssAcceptor: ...
+
+
+@runtime_checkable
+class TicketSource(Protocol):
+    """A provider that can get the service ticket for ``target`` ahead of
+    the IKE SA (a blocking KDC round trip, run off the event loop), so that
+    :meth:`KerberosProvider.initiator` later finds it in its credential
+    cache (docs/kerberos.md §8)."""
+
+    def fetch_ticket(self, target: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
