@@ -25,6 +25,10 @@ from secpath.ike.auth import Identity, IdType
 from secpath.secret import Secret
 
 __all__ = [
+    "BINDING_MIC",
+    "BINDING_PRF",
+    "GSS_BINDING",
+    "GSS_MIC",
     "GSS_TOKEN",
     "KERBEROS_AUTH_METHOD",
     "MSK_LENGTH",
@@ -38,13 +42,18 @@ __all__ = [
     "msk_seed",
     "principal_identity",
     "principal_realm",
+    "provider_bindings",
     "remote_id_matches",
     "target_principal",
 ]
 
 KERBEROS_AUTH_METHOD = 201  # RFC 7296 §3.8: 201-255 private use
 GSS_TOKEN = 40960  # RFC 7296 §3.10.1: status types 40960-65535 private use
+GSS_BINDING = 40961  # which key binding (docs/kerberos.md §5): offered list / chosen one
+GSS_MIC = 40962  # a GSS MIC token over the sender's signed octets (MIC binding)
 MSK_LENGTH = 64  # octets of GSS_Pseudo_random output used as the MSK (RFC 7296 §2.16)
+BINDING_PRF = 1  # AUTH keyed with an MSK from GSS_Pseudo_random (RFC 4401)
+BINDING_MIC = 2  # GSS MICs over the signed octets, AUTH keyed with SK_pi/SK_pr
 
 _BINDINGS_LABEL = b"secpath IKEv2 GSS-API channel bindings"
 _PRF_LABEL = b"secpath IKEv2 GSS-API MSK"
@@ -69,6 +78,14 @@ class GssInitiator(Protocol):
         """GSS_Pseudo_random with GSS_C_PRF_KEY_FULL (RFC 4401 §2)."""
         ...
 
+    def get_mic(self, data: bytes) -> bytes:
+        """GSS_GetMIC (RFC 2743 §2.3.1) on the established context."""
+        ...
+
+    def verify_mic(self, data: bytes, token: bytes) -> None:
+        """GSS_VerifyMIC (RFC 2743 §2.3.2); KerberosError when it fails."""
+        ...
+
 
 class GssAcceptor(Protocol):
     """The acceptor's security context (RFC 2743 §2.2.2 GSS_Accept_sec_context)."""
@@ -85,6 +102,10 @@ class GssAcceptor(Protocol):
     def step(self, token: bytes) -> bytes | None: ...
 
     def prf(self, seed: bytes, length: int) -> Secret: ...
+
+    def get_mic(self, data: bytes) -> bytes: ...
+
+    def verify_mic(self, data: bytes, token: bytes) -> None: ...
 
 
 class KerberosProvider(Protocol):
@@ -111,6 +132,21 @@ class TicketSource(Protocol):
     cache (docs/kerberos.md §8)."""
 
     def fetch_ticket(self, target: str) -> None: ...
+
+
+@runtime_checkable
+class BindingChoice(Protocol):
+    """A provider that says which key bindings it can do (docs/kerberos.md
+    §5), preferred first; one without this does both, PRF first."""
+
+    @property
+    def key_bindings(self) -> tuple[int, ...]: ...
+
+
+def provider_bindings(provider: KerberosProvider) -> tuple[int, ...]:
+    if isinstance(provider, BindingChoice):
+        return provider.key_bindings
+    return (BINDING_PRF, BINDING_MIC)
 
 
 @dataclass(frozen=True, slots=True)
