@@ -97,7 +97,11 @@ def gated(realm: Kdc, monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedKdc]:
 
 def policy(me: str, rules: dict[str, tuple[str, dict[str, Any]]]) -> Policy:
     """``rules``: name -> (peer, authentication method)."""
-    return parse_policy({
+    return parse_policy(_raw(me, rules))
+
+
+def _raw(me: str, rules: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    return {
         "policy": {"name": f"host {me}"},
         "local": {"addresses": [me]},
         "key_exchange": {"method": [{"integrity": "sha256", "encryption": "aes128gcm",
@@ -108,7 +112,32 @@ def policy(me: str, rules: dict[str, tuple[str, dict[str, Any]]]) -> Policy:
                            "security_method": [{"encryption": "aes128gcm"}]}],
         "rule": [{"name": n, "filter_list": n, "filter_action": "act", "peer": peer,
                   "authentication": [method]} for n, (peer, method) in rules.items()],
-    })
+    }
+
+
+def _drivers(agents: dict[str, PolicyAgent], order: list[str]) -> dict[str, AgentDriver]:
+    """A driver per agent on the running loop, datagrams carried in memory;
+    what the first agent reports goes to ``order``."""
+    loop = asyncio.get_running_loop()
+    drivers: dict[str, AgentDriver] = {}
+
+    def sender(src: str) -> Callable[[Outgoing], None]:
+        def send(out: Outgoing) -> None:
+            dst = drivers.get(out.destination[0])
+            if dst is not None and out.source_port:
+                loop.call_soon(dst.datagram, out.data, (src, out.source_port), out.destination[1])
+
+        return send
+
+    def on_event(e: AgentEvent) -> None:
+        if e.kind in ("ticket", "ike-up", "ike-failed", "auth-fallback"):
+            order.append(f"{e.kind} {e.peer}: {e.detail}")
+
+    first = next(iter(agents))
+    for name, ag in agents.items():
+        drivers[name] = AgentDriver(ag, sender(name), lambda p: None,
+                                    on_event if name == first else None, loop=loop)
+    return drivers
 
 
 def agent(p: Policy, seed: int) -> PolicyAgent:
@@ -129,6 +158,50 @@ async def until(what: Callable[[], bool], limit: int = 400) -> bool:
     return what()
 
 
+def _closed_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_kdc_falls_back_to_the_next_method(realm: Kdc,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ticket fetch fails in the worker (nothing listens where the KDC
+    should be): the agent goes on with the rule's next method."""
+    env = realm.realm.special_env(
+        "unreachable", False,
+        krb5_conf={"realms": {"$realm": {"kdc": f"127.0.0.1:{_closed_udp_port()}"}},
+                   "libdefaults": {"udp_preference_limit": "1465", "max_retries": "1"}})
+    monkeypatch.setenv("KRB5_CONFIG", env["KRB5_CONFIG"])
+    kerberos = {"method": "kerberos", "keytab": str(realm.host("alpha.example")),
+                "service_principal": realm.principal("beta.example")}
+    psk = {"method": "psk", "secret_file": "/nonexistent/psk"}
+    p_a = parse_policy({**_raw(A, {"to-b": (B, kerberos)}),
+                        "rule": [{"name": "to-b", "filter_list": "to-b", "filter_action": "act",
+                                  "peer": B, "authentication": [kerberos, psk]}]})
+    first = p_a.rules[0].authentication[0]
+    assert isinstance(first, KerberosAuth)
+    a = PolicyAgent(p_a, random.Random(11).randbytes, timing=Timing(dpd_interval=None),
+                    credentials={"to-b": [load_kerberos_auth(first), Credentials(psk=PSK)]})
+    agents = {A: a, B: agent(policy(B, {"to-b": (A, psk)}), 12)}
+    order: list[str] = []
+
+    async def scenario() -> None:
+        drivers = _drivers(agents, order)
+        try:
+            drivers[A].initiate("to-b")
+            assert await until(lambda: any(o.startswith(f"ike-up {B}") for o in order)), order
+        finally:
+            for d in drivers.values():
+                d.close()
+
+    asyncio.run(scenario())
+    kinds = [o.split(":")[0] for o in order]
+    assert kinds == [f"ticket {B}", f"auth-fallback {B}", f"ike-up {B}"], order
+    assert "authenticated by psk (kerberos failed: Kerberos: no ticket for host/beta.example@" in order[-1]
+    assert a.stats.rule("to-b").last_failure == ""
+
+
 def test_a_slow_kdc_does_not_stop_the_loop(realm: Kdc, gated: GatedKdc) -> None:
     kerberos = {"method": "kerberos", "keytab": str(realm.host("alpha.example")),
                 "service_principal": realm.principal("beta.example")}
@@ -143,24 +216,7 @@ def test_a_slow_kdc_does_not_stop_the_loop(realm: Kdc, gated: GatedKdc) -> None:
     fetched_with: list[int] = []  # KDC requests seen when A's ticket fetch returned
 
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        drivers: dict[str, AgentDriver] = {}
-
-        def sender(src: str) -> Callable[[Outgoing], None]:
-            def send(out: Outgoing) -> None:
-                dst = drivers.get(out.destination[0])
-                if dst is not None and out.source_port:
-                    loop.call_soon(dst.datagram, out.data, (src, out.source_port), out.destination[1])
-
-            return send
-
-        def on_event(e: AgentEvent) -> None:
-            if e.kind in ("ticket", "ike-up", "ike-failed", "auth-fallback"):
-                order.append(f"{e.kind} {e.peer}: {e.detail}")
-
-        for name, ag in agents.items():
-            drivers[name] = AgentDriver(ag, sender(name), lambda p: None,
-                                        on_event if name == A else None, loop=loop)
+        drivers = _drivers(agents, order)
         a = agents[A]
         ticket_done = a.ticket_done
 

@@ -44,8 +44,10 @@ class AgentEvent:
     """What the agent did, for the negotiation log and the monitor.
 
     ``kind``: "ike-up", "ike-down", "ike-failed", "child-up", "child-rekeyed",
-    "child-down", "child-failed", "dropped", "fallback", "acquire", and with
-    tracing on "ike-in" / "ike-out" (one per IKE message).
+    "child-down", "child-failed", "dropped", "fallback", "acquire",
+    "ticket" (a Kerberos ticket fetch handed to the driver), "auth-fallback"
+    (the rule's next authentication method is tried), and with tracing on
+    "ike-in" / "ike-out" (one per IKE message).
     """
 
     kind: str

@@ -283,7 +283,11 @@ class GssapiProvider:
         whose context then finds the ticket in the cache
         (docs/kerberos.md §8).  KerberosError with the GSS-API's reason."""
         g = self._g
-        creds = self._credentials("initiate")
+        try:
+            # with a client keytab and an empty cache this asks the KDC for a TGT
+            creds = self._credentials("initiate")
+        except KerberosError as exc:
+            raise KerberosError(f"no ticket for {target}: {exc}") from exc
         try:
             g.SecurityContext(name=g.Name(target, g.NameType.kerberos_principal), creds=creds,
                               usage="initiate", mech=g.MechType.kerberos).step()
