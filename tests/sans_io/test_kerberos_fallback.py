@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from secpath.agent import PolicyAgent, RuleState
 from secpath.agent.status import agent_status
 from secpath.ike.config import Credentials, Timing
 from secpath.ike.credentials import load_kerberos_auth
+from secpath.monitor.view import sa_tables
 from secpath.policy.loader import parse_policy
 from secpath.policy.model import KerberosAuth, Policy
 
@@ -108,6 +110,11 @@ def test_peer_without_kerberos_gets_the_certificate_method(realm: Kdc) -> None:
            "AUTHENTICATION_FAILED" in up[0], up
     status = agent_status(a, net.now)
     assert [s["auth_method"] for s in status["ike_sas"]] == ["certificate"]
+    console = Console(record=True, width=200)
+    _, main, _ = sa_tables({"hosts": [status]})
+    console.print(main)
+    row = next(line for line in console.export_text().splitlines() if B in line)
+    assert "certificate" in row and "initiator" in row, row
 
 
 def test_no_ticket_obtainable_falls_back_and_the_responder_accepts_it(realm: Kdc) -> None:
