@@ -10,7 +10,7 @@ from secpath.agent.child import build_child
 from secpath.agent.engines import IkeEngines
 from secpath.agent.explain import describe_message
 from secpath.agent.lifecycle import drop_duplicate, on_engine_event, update_gauges
-from secpath.agent.methods import TicketRequest, rule_credentials, start_attempt, ticket_done
+from secpath.agent.methods import TicketRequest, rule_configs, start_attempt, ticket_done
 from secpath.agent.packets import UdpHeaders, flow_key, packet_info, strip_outer_udp
 from secpath.agent.types import AgentEvent, ChildInfo, Outgoing, RuleState, _Pending, in_selectors
 from secpath.errors import LocalError
@@ -27,7 +27,7 @@ from secpath.esp import (
 from secpath.esp.errors import DecryptError, EspParseError, NatKeepalive, NonEspMarker
 from secpath.esp.sad import esp_spi
 from secpath.esp.udp import NAT_KEEPALIVE, NAT_T_PORT, NON_ESP_MARKER
-from secpath.ike.config import Credentials, IkeConfig, Timing
+from secpath.ike.config import Credentials, Timing
 from secpath.ike.events import (
     ChildSaInstalled,
     Event,
@@ -39,7 +39,6 @@ from secpath.policy.spd import Direction, Spd
 
 __all__ = ["PolicyAgent"]
 
-IKE_PORT = 500
 _FLOW_CACHE = 4096  # outbound SPD verdicts remembered per flow (the policy never changes)
 _BYTE_KEYS: dict[tuple[str, str, bool], tuple[str, ...]] = {
     (way, mode, null): (
@@ -88,27 +87,17 @@ class PolicyAgent:
         self.queue_limit = queue_limit
         self.acquire_timeout = acquire_timeout
         self.keepalive_interval = keepalive_interval
-        configs: list[IkeConfig] = []
         for rule in policy.rules:
             self.stats.rule(rule.name)
-            if rule.filter_action.behavior is not Behavior.NEGOTIATE:
-                continue
-            # one configuration per usable method, in the rule's order (agent.methods)
-            given = credentials.get(rule.name) if credentials else None
-            configs.extend(
-                IkeConfig.from_policy(
-                    policy,
-                    rule,
-                    creds,
-                    timing=timing or Timing(),
-                    replay_window=replay_window,
-                    force_udp_encapsulation=force_udp_encapsulation,
-                )
-                for creds in rule_credentials(rule, given)
-            )
-        self._rule_configs: dict[str, tuple[IkeConfig, ...]] = {}
-        for c in configs:
-            self._rule_configs[c.name] = (*self._rule_configs.get(c.name, ()), c)
+        # one configuration per usable method of each rule, in the rule's order
+        self._rule_configs = rule_configs(
+            policy,
+            credentials or {},
+            timing=timing or Timing(),
+            replay_window=replay_window,
+            force_udp_encapsulation=force_udp_encapsulation,
+        )
+        configs = [c for cs in self._rule_configs.values() for c in cs]
         self._configs = {name: cs[0] for name, cs in self._rule_configs.items()}
         # set by a driver that runs Kerberos ticket fetches in a worker thread
         self.offload_tickets = False

@@ -79,12 +79,16 @@ def on_engine_event(agent: PolicyAgent, event: Event, now: float) -> None:
             if pending.peer != event.peer[0] or pending.ticket is not None:
                 continue
             rule_name = pending.rule.name
+            reason = why
             if pending.ike_sa == event.ike_sa and method_failed(event):
                 if next_method(agent, pending, why, now):
                     continue  # a new IKE SA with the rule's next method
-                why = round_reason(pending, why)
+                reason = round_reason(pending, why)
+            elif pending.tried:  # a later method failed otherwise (no answer…)
+                reason = "; ".join([*pending.tried, why])
             del agent._pending[key]
-            agent._give_up(pending, why)
+            agent._give_up(pending, reason)
+            why = reason
         if rule_name is None:  # a negotiation the peer started: the rule by its address
             rule_name = next((n for n, c in agent._configs.items() if str(c.peer) == event.peer[0]), None)
             if rule_name is not None:

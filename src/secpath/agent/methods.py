@@ -21,17 +21,17 @@ never runs on the event loop (docs/kerberos.md §8).  Without offloading
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from secpath.errors import LocalError
 from secpath.ike.auth import AUTHENTICATION_FAILED
-from secpath.ike.config import Credentials, IkeConfig
+from secpath.ike.config import Credentials, IkeConfig, Timing
 from secpath.ike.credentials import load_all_credentials
 from secpath.ike.events import IkeSaEstablished, IkeSaFailed
 from secpath.ike.kerberos import TicketSource, target_principal
-from secpath.policy.model import Rule
+from secpath.policy.model import Behavior, Policy, Rule
 
 if TYPE_CHECKING:
     from secpath.agent.agent import PolicyAgent
@@ -43,6 +43,7 @@ __all__ = [
     "method_failed",
     "next_method",
     "round_reason",
+    "rule_configs",
     "rule_credentials",
     "start_attempt",
     "ticket_done",
@@ -84,6 +85,22 @@ def rule_credentials(rule: Rule, given: Credentials | Sequence[Credentials] | No
     if not creds:
         raise LocalError(f"rule {rule.name!r}: no credentials given")
     return creds[:1] if rule.ike_version == 1 else creds
+
+
+def rule_configs(policy: Policy, credentials: Mapping[str, Credentials | Sequence[Credentials]], *,
+                 timing: Timing, replay_window: int, force_udp_encapsulation: bool
+                 ) -> dict[str, tuple[IkeConfig, ...]]:
+    """Every negotiating rule's configurations, one per usable method in the
+    rule's order (``credentials`` given by rule name, else loaded)."""
+    out: dict[str, tuple[IkeConfig, ...]] = {}
+    for rule in policy.rules:
+        if rule.filter_action.behavior is not Behavior.NEGOTIATE:
+            continue
+        out[rule.name] = tuple(
+            IkeConfig.from_policy(policy, rule, creds, timing=timing, replay_window=replay_window,
+                                  force_udp_encapsulation=force_udp_encapsulation)
+            for creds in rule_credentials(rule, credentials.get(rule.name)))
+    return out
 
 
 def _methods(agent: PolicyAgent, rule: str) -> tuple[IkeConfig, ...]:
