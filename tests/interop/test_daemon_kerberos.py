@@ -115,3 +115,37 @@ def test_daemon_with_a_wrong_keytab_refuses_and_counts(tmp_path: Path, realm: Kd
                 (host,) = db.status()["hosts"]
                 reason = host["rules"][0]["last_failure"]
                 assert "AP-REQ refused" in reason and "not found in keytab" in reason, reason
+
+
+def test_daemon_falls_back_to_the_next_method_and_logs_why(tmp_path: Path, realm: Kdc,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A's rule lists Kerberos then a PSK; B's rule has the PSK only (no
+    method 201): B refuses A's AP-REQ, A's daemon starts a new IKE SA with
+    the PSK, and its negotiation log says so (docs/kerberos.md §6)."""
+    psk = tmp_path / "path.psk"
+    psk.write_bytes(b"the fallback secret of the path\n")
+    psk.chmod(0o600)
+    log = tmp_path / "a-negotiation.log"
+    with namespaces("ke", "kf") as ns:
+        veth(ns["ke"], f"{A}/24", ns["kf"], f"{B}/24")
+        with kdc_in(ns["ke"], realm, monkeypatch):
+            realm.host(HOSTS[B])  # A gets a ticket; B's rule does not use it
+            pa = write_policy(tmp_path / "a.toml", me=A, peer=B, psk_file=psk)
+            text = pa.read_text().replace(
+                "[[rule.authentication]]\n",
+                f'[[rule.authentication]]\nmethod = "kerberos"\nkeytab = "{realm.host(HOSTS[A])}"\n'
+                f'service_principal = "{realm.principal(HOSTS[B])}"\n[[rule.authentication]]\n')
+            pa.write_text(f'{text}\n[monitor]\nlog_file = "{log}"\nlog_level = 1\n')
+            pb = write_policy(tmp_path / "b.toml", me=B, peer=A, psk_file=psk)
+            with (secpath_daemon(ns["ke"], pa, tmp_path / "da") as da,
+                  secpath_daemon(ns["kf"], pb, tmp_path / "db") as db):
+                ping = run_in(ns["ke"], ["ping", "-c", "3", "-i", "0.3", "-W", "3", B], check=False)
+                assert ping.returncode == 0, ping.stdout + da.log.read_text() + db.log.read_text()
+                (host,) = da.status()["hosts"]
+                assert [s["auth_method"] for s in host["ike_sas"]] == ["psk"], host
+                records = [json.loads(line) for line in log.read_text().splitlines()]
+                up = [r["detail"] for r in records if r["kind"] == "ike-up"]
+                assert len(up) == 1, records
+                assert ("authenticated by psk (kerberos failed: IKE_AUTH refused by the peer: "
+                        "AUTHENTICATION_FAILED") in up[0], up
+                assert [r["kind"] for r in records].count("auth-fallback") == 1, records

@@ -14,7 +14,7 @@ import pytest
 from secpath.agent import PolicyAgent, RuleState
 from secpath.errors import LocalError
 from secpath.ike.config import Timing
-from secpath.ike.credentials import load_credentials
+from secpath.ike.credentials import load_all_credentials, load_credentials
 from secpath.policy.loader import parse_policy
 from secpath.policy.model import Policy
 
@@ -101,3 +101,19 @@ def test_methods_are_tried_in_order(realm: Kdc, tmp_path: Path) -> None:
     assert first.method == "kerberos" and first.skipped == ()
     with pytest.raises(LocalError, match=r"no usable authentication method.*kerberos: keytab"):
         load_credentials(policy(A, B, [kerberos(realm, A, B, keytab=missing)]).rules[0])
+
+
+def test_every_usable_method_is_loaded_in_order(realm: Kdc, tmp_path: Path) -> None:
+    """The responder accepts any usable method of its rule; the initiator
+    tries them in order (docs/kerberos.md §6): each one's ``skipped`` names
+    the unusable methods before it."""
+    psk = tmp_path / "psk"
+    psk.write_bytes(b"a fallback shared secret for the path\n")
+    psk.chmod(0o600)
+    rule = policy(A, B, [kerberos(realm, A, B), {"method": "psk", "secret_file": str(tmp_path / "none")},
+                         {"method": "psk", "secret_file": str(psk)}]).rules[0]
+    loaded = load_all_credentials(rule)
+    assert [c.method for c in loaded] == ["kerberos", "psk"]
+    assert loaded[0].skipped == ()
+    assert len(loaded[1].skipped) == 1 and loaded[1].skipped[0].startswith("psk: PSK file")
+    assert load_credentials(rule).method == "kerberos"

@@ -201,6 +201,11 @@ class _Replaying:
 
             def prf(self, seed: bytes, length: int) -> Secret:
                 return real.prf(seed, length)
+            def get_mic(self, data: bytes) -> bytes:
+                return real.get_mic(data)
+
+            def verify_mic(self, data: bytes, token: bytes) -> None:
+                real.verify_mic(data, token)
 
         return Ctx()
 
@@ -238,6 +243,11 @@ class _Recording:
 
             def prf(self, seed: bytes, length: int) -> Secret:
                 return real.prf(seed, length)
+            def get_mic(self, data: bytes) -> bytes:
+                return real.get_mic(data)
+
+            def verify_mic(self, data: bytes, token: bytes) -> None:
+                real.verify_mic(data, token)
 
         return Ctx()
 
@@ -296,6 +306,11 @@ class _Tampering:
 
             def prf(self, seed: bytes, length: int) -> Secret:
                 return msk if msk is not None else real.prf(seed, length)
+            def get_mic(self, data: bytes) -> bytes:
+                return real.get_mic(data)
+
+            def verify_mic(self, data: bytes, token: bytes) -> None:
+                real.verify_mic(data, token)
 
         return Ctx()
 

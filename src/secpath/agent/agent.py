@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 from secpath.agent.child import build_child
 from secpath.agent.engines import IkeEngines
 from secpath.agent.explain import describe_message
 from secpath.agent.lifecycle import drop_duplicate, on_engine_event, report_invalid_spi, update_gauges
+from secpath.agent.methods import TicketRequest, rule_configs, start_attempt, ticket_done
 from secpath.agent.packets import UdpHeaders, flow_key, packet_info, strip_outer_udp
 from secpath.agent.types import AgentEvent, ChildInfo, Outgoing, RuleState, _Pending, in_selectors
 from secpath.errors import LocalError
@@ -26,8 +27,7 @@ from secpath.esp import (
 from secpath.esp.errors import DecryptError, EspParseError, NatKeepalive, NonEspMarker
 from secpath.esp.sad import esp_spi
 from secpath.esp.udp import NAT_KEEPALIVE, NAT_T_PORT, NON_ESP_MARKER
-from secpath.ike.config import Credentials, IkeConfig, Timing
-from secpath.ike.credentials import load_credentials
+from secpath.ike.config import Credentials, Timing
 from secpath.ike.events import (
     ChildSaInstalled,
     Event,
@@ -39,7 +39,6 @@ from secpath.policy.spd import Direction, Spd
 
 __all__ = ["PolicyAgent"]
 
-IKE_PORT = 500
 _FLOW_CACHE = 4096  # outbound SPD verdicts remembered per flow (the policy never changes)
 _BYTE_KEYS: dict[tuple[str, str, bool], tuple[str, ...]] = {
     (way, mode, null): (
@@ -70,7 +69,7 @@ class PolicyAgent:
         policy: Policy,
         rng: Callable[[int], bytes],
         *,
-        credentials: Mapping[str, Credentials] | None = None,
+        credentials: Mapping[str, Credentials | Sequence[Credentials]] | None = None,
         timing: Timing | None = None,
         local_address: str | None = None,
         force_udp_encapsulation: bool = False,
@@ -88,25 +87,21 @@ class PolicyAgent:
         self.queue_limit = queue_limit
         self.acquire_timeout = acquire_timeout
         self.keepalive_interval = keepalive_interval
-        configs: list[IkeConfig] = []
         for rule in policy.rules:
             self.stats.rule(rule.name)
-            if rule.filter_action.behavior is not Behavior.NEGOTIATE:
-                continue
-            creds = (
-                credentials[rule.name] if credentials and rule.name in credentials else load_credentials(rule)
-            )
-            configs.append(
-                IkeConfig.from_policy(
-                    policy,
-                    rule,
-                    creds,
-                    timing=timing or Timing(),
-                    replay_window=replay_window,
-                    force_udp_encapsulation=force_udp_encapsulation,
-                )
-            )
-        self._configs = {c.name: c for c in configs}
+        # one configuration per usable method of each rule, in the rule's order
+        self._rule_configs = rule_configs(
+            policy,
+            credentials or {},
+            timing=timing or Timing(),
+            replay_window=replay_window,
+            force_udp_encapsulation=force_udp_encapsulation,
+        )
+        configs = [c for cs in self._rule_configs.values() for c in cs]
+        self._configs = {name: cs[0] for name, cs in self._rule_configs.items()}
+        # set by a driver that runs Kerberos ticket fetches in a worker thread
+        self.offload_tickets = False
+        self._tickets: deque[TicketRequest] = deque()
         # IKEv2 and IKEv1 rules each get their engine; datagrams go by header version
         self.engine = IkeEngines(configs, rng, local_address=self.local_address) if configs else None
         self._inbound: dict[int, ChildInfo] = {}  # our inbound SPI -> Child SA
@@ -157,6 +152,17 @@ class PolicyAgent:
         if self.engine is not None and (t := self.engine.next_timer()) is not None:
             times.append(t)
         return min(times) if times else None
+
+    def next_ticket_request(self) -> TicketRequest | None:
+        """A Kerberos ticket to fetch off the event loop (``offload_tickets``):
+        run its ``fetch`` in a worker, then :meth:`ticket_done`."""
+        return self._tickets.popleft() if self._tickets else None
+
+    def ticket_done(self, request: TicketRequest, error: str | None, now: float) -> None:
+        self.now = now
+        self.timer_version += 1
+        ticket_done(self, request, error, now)
+        self._gauges()
 
     def rule_state(self, rule: str) -> RuleState:
         if any(c.rule == rule for c in self.children.values()):
@@ -230,7 +236,7 @@ class PolicyAgent:
             pending = self._pending[key] = _Pending(rule, peer, now + self.acquire_timeout)
             self.stats.inc("main_mode", "total_acquire")
             try:
-                pending.ike_sa = self.engine.initiate(rule.name, now, (peer, IKE_PORT))
+                start_attempt(self, pending, now)
             except LocalError as exc:
                 del self._pending[key]
                 self._failed(rule.name, f"cannot start negotiation: {exc}")

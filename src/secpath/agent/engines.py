@@ -68,10 +68,13 @@ class IkeEngines:
 
     # -- API -----------------------------------------------------------------------
 
-    def initiate(self, rule: str, now: float, peer: Address | None = None) -> int:
+    def initiate(self, rule: str, now: float, peer: Address | None = None, *,
+                 method: str | None = None) -> int:
         engine = self._by_rule.get(rule)
         if engine is None:
             raise LocalError(f"no rule {rule!r} in this engine")
+        if method is not None and isinstance(engine, IkeEngine):
+            return engine.initiate(rule, now, peer, method=method)
         return engine.initiate(rule, now, peer)
 
     def rekey_child(self, ike_sa: int, child_sa: int, now: float) -> None:

@@ -10,6 +10,7 @@ import ipaddress
 from typing import TYPE_CHECKING
 
 from secpath.agent.explain import explain_failure
+from secpath.agent.methods import auth_note, method_failed, next_method, round_reason
 from secpath.agent.types import ChildInfo
 from secpath.errors import LocalError
 from secpath.ike.constants import NotifyType
@@ -45,6 +46,7 @@ def on_engine_event(agent: PolicyAgent, event: Event, now: float) -> None:
             None,
             event.peer[0],
             f"IKE SA {event.proposal} {event.local_id} <-> {event.remote_id}"
+            + auth_note(agent, event)
             + (f"; {nat.strip()}" if event.nat_local or event.nat_remote else ""),
             event,
         )
@@ -75,10 +77,19 @@ def on_engine_event(agent: PolicyAgent, event: Event, now: float) -> None:
         why = explain_failure(event.reason, event.local_proposals, event.remote_proposals)
         rule_name = None
         for key, pending in list(agent._pending.items()):
-            if pending.peer == event.peer[0]:
-                del agent._pending[key]
-                rule_name = pending.rule.name
-                agent._give_up(pending, why)
+            if pending.peer != event.peer[0] or pending.ticket is not None:
+                continue
+            rule_name = pending.rule.name
+            reason = why
+            if pending.ike_sa == event.ike_sa and method_failed(event):
+                if next_method(agent, pending, why, now):
+                    continue  # a new IKE SA with the rule's next method
+                reason = round_reason(pending, why)
+            elif pending.tried:  # a later method failed otherwise (no answer…)
+                reason = "; ".join([*pending.tried, why])
+            del agent._pending[key]
+            agent._give_up(pending, reason)
+            why = reason
         if rule_name is None:  # a negotiation the peer started: the rule by its address
             rule_name = next((n for n, c in agent._configs.items() if str(c.peer) == event.peer[0]), None)
             if rule_name is not None:

@@ -22,6 +22,7 @@ def agent_status(agent: PolicyAgent, now: float) -> dict[str, Any]:
                 "local_id": ev.local_id,
                 "remote_id": ev.remote_id,
                 "proposal": ev.proposal,
+                "auth_method": ev.auth_method,
                 "initiator": ev.initiator,
                 "nat_local": ev.nat_local,
                 "nat_remote": ev.nat_remote,

@@ -44,8 +44,10 @@ class AgentEvent:
     """What the agent did, for the negotiation log and the monitor.
 
     ``kind``: "ike-up", "ike-down", "ike-failed", "child-up", "child-rekeyed",
-    "child-down", "child-failed", "dropped", "fallback", "acquire", and with
-    tracing on "ike-in" / "ike-out" (one per IKE message).
+    "child-down", "child-failed", "dropped", "fallback", "acquire",
+    "ticket" (a Kerberos ticket fetch handed to the driver), "auth-fallback"
+    (the rule's next authentication method is tried), and with tracing on
+    "ike-in" / "ike-out" (one per IKE message).
     """
 
     kind: str
@@ -86,6 +88,9 @@ class _Pending:
     deadline: float
     packets: deque[bytes] = field(default_factory=deque)
     ike_sa: int = 0
+    method: int = 0  # which of the rule's methods is tried (secpath.agent.methods)
+    tried: list[str] = field(default_factory=list)  # "<method> failed: <why>" this round
+    ticket: object | None = None  # the TicketRequest in flight before the IKE SA starts
 
 
 def in_selectors(address: IpAddress, selectors: Sequence[TrafficSelector]) -> bool:

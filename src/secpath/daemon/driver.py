@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from secpath.agent import AgentEvent, Outgoing, PolicyAgent
+from secpath.agent.methods import TicketRequest
 
 __all__ = ["AgentDriver"]
 
@@ -24,6 +25,7 @@ class AgentDriver:
         on_event: Callable[[AgentEvent], None] | None = None,
         *,
         loop: asyncio.AbstractEventLoop | None = None,
+        offload_tickets: bool = True,
     ) -> None:
         self.agent = agent
         self._send = send
@@ -34,6 +36,10 @@ class AgentDriver:
         self._timer_at: float | None = None
         self._timer_version = -1
         self.closed = False
+        # Kerberos ticket fetches (KDC round trips) run in the loop's default
+        # executor, never on the loop (docs/kerberos.md §8)
+        agent.offload_tickets = offload_tickets
+        self.tickets_in_flight = 0
 
     def now(self) -> float:
         # wall-clock time: the engines check certificate validity with it
@@ -91,7 +97,24 @@ class AgentDriver:
         while (event := agent.next_event()) is not None:
             if self._on_event is not None:
                 self._on_event(event)
+        while (request := agent.next_ticket_request()) is not None:
+            self._fetch(request)
         self._arm()
+
+    def _fetch(self, request: TicketRequest) -> None:
+        self.tickets_in_flight += 1
+        future = self._loop.run_in_executor(None, request.fetch)
+
+        def done(f: asyncio.Future[str | None]) -> None:
+            self.tickets_in_flight -= 1
+            if self.closed or f.cancelled():
+                return
+            exc = f.exception()
+            error = f.result() if exc is None else f"ticket fetch failed: {exc}"
+            self.agent.ticket_done(request, error, self.now())
+            self.flush()
+
+        future.add_done_callback(done)
 
     def _arm(self) -> None:
         version = self.agent.timer_version

@@ -21,7 +21,8 @@ from secpath.ike.kerberos import KerberosError
 from secpath.policy.model import CertificateAuth, KerberosAuth, PskAuth, Rule
 from secpath.secret import Secret
 
-__all__ = ["load_certificate_auth", "load_credentials", "load_kerberos_auth", "load_psk"]
+__all__ = ["load_all_credentials", "load_certificate_auth", "load_credentials", "load_kerberos_auth",
+           "load_psk"]
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -103,7 +104,17 @@ def load_credentials(rule: Rule) -> Credentials:
     (the guide's wizard: Kerberos first, certificates next).  A method that
     cannot be used here is skipped and its reason kept in
     ``Credentials.skipped``; LocalError with every reason when none can."""
+    return load_all_credentials(rule)[0]
+
+
+def load_all_credentials(rule: Rule) -> tuple[Credentials, ...]:
+    """Every usable authentication method of the rule, in the rule's order:
+    the initiator tries them one after the other at run time and the
+    responder accepts any of them (docs/kerberos.md §6).  Each one's
+    ``skipped`` names the methods before it that cannot be used here, and
+    why; LocalError with every reason when none can."""
     reasons: list[str] = []
+    usable: list[Credentials] = []
     for method in rule.authentication:
         try:
             if isinstance(method, KerberosAuth):
@@ -115,6 +126,8 @@ def load_credentials(rule: Rule) -> Credentials:
         except LocalError as exc:
             reasons.append(f"{method.method}: {exc}")
             continue
-        return replace(creds, skipped=tuple(reasons))
-    why = "; ".join(reasons) or "no authentication method"
-    raise LocalError(f"rule {rule.name!r}: no usable authentication method ({why})")
+        usable.append(replace(creds, skipped=tuple(reasons)))
+    if not usable:
+        why = "; ".join(reasons) or "no authentication method"
+        raise LocalError(f"rule {rule.name!r}: no usable authentication method ({why})")
+    return tuple(usable)

@@ -218,11 +218,16 @@ class IkeEngine:
             raise LocalError(f"no IKE SA {ike_sa:#018x}")
         return sa
 
-    def initiate(self, rule: str, now: float, peer: Address | None = None) -> int:
-        """Start IKE_SA_INIT for ``rule``; returns the IKE SA's handle."""
-        cfg = next((c for c in self._configs if c.name == rule), None)
+    def initiate(self, rule: str, now: float, peer: Address | None = None, *,
+                 method: str | None = None) -> int:
+        """Start IKE_SA_INIT for ``rule``; returns the IKE SA's handle.
+        ``method``: which of the rule's configurations authenticates
+        (``Credentials.method``), default the first."""
+        cfg = next((c for c in self._configs if c.name == rule
+                    and method in (None, c.credentials.method)), None)
         if cfg is None:
-            raise LocalError(f"no rule {rule!r} in this engine")
+            raise LocalError(f"no rule {rule!r} in this engine"
+                             + (f" with the {method} method" if method else ""))
         if peer is None:
             if cfg.peer is None:
                 raise LocalError(f"rule {rule!r}: no peer address; pass peer=")

@@ -60,6 +60,7 @@ class IkeSaEstablished:
     initiator: bool
     nat_local: bool  # our address is translated (RFC 7296 §2.23)
     nat_remote: bool
+    auth_method: str = ""  # how the peer was authenticated: "kerberos", "certificate", "psk"
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,7 +176,7 @@ def _established(sa: IkeSa, now: float) -> None:
     assert sa.suite is not None and sa.local_id is not None and sa.remote_id is not None
     sa.ctx.emit(IkeSaEstablished(
         sa.handle, sa.peer, str(sa.local_id), str(sa.remote_id), sa.suite.name,
-        sa.initiator, sa.nat_local, sa.nat_remote,
+        sa.initiator, sa.nat_local, sa.nat_remote, sa.config.credentials.method,
     ))
 
 

@@ -93,7 +93,9 @@ def read_hash_algorithms(sa: IkeSa, message: Message) -> None:
 
 def certreq(sa: IkeSa) -> CertReqPayload:
     """CERTREQ with the SHA-1 key hashes of the CAs we trust (RFC 7296 §3.7)."""
-    anchors = sa.config.credentials.trust_anchors
+    # a responder's candidates may start with another method of the rule
+    anchors = next((c.credentials.trust_anchors for c in sa.configs
+                    if c.credentials.trust_anchors), ())
     return CertReqPayload(CertEncoding.X509_SIGNATURE,
                           b"".join(auth.ca_key_hash(c) for c in anchors))
 

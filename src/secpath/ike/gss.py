@@ -9,7 +9,8 @@ for a service ticket.  The engine calls it through the sans-IO protocols of
 GSS_Pseudo_random (RFC 4401) has no binding in ``gssapi``; :func:`_pseudo_random`
 calls ``gss_pseudo_random`` of the same ``libgssapi_krb5`` with ctypes, on the
 established context exported from ``gssapi`` and imported there (RFC 2743
-§2.2.8, §2.2.9).
+§2.2.8, §2.2.9).  A library without it still serves the MIC key binding
+(docs/kerberos.md §5).
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from secpath.ike.kerberos import KerberosCredentials, KerberosError
+from secpath.ike.kerberos import BINDING_MIC, BINDING_PRF, KerberosCredentials, KerberosError
 from secpath.policy.model import KerberosAuth
 from secpath.secret import Secret
 
 if TYPE_CHECKING:
     import gssapi
 
-__all__ = ["GssapiProvider", "available", "load_kerberos", "missing_reason"]
+__all__ = ["GssapiProvider", "available", "load_kerberos", "missing_reason", "prf_available"]
 
 _EXTRA = "pip install 'secpath[kerberos]'"
 _PRF_KEY_FULL = 1  # GSS_C_PRF_KEY_FULL, RFC 4401 §2
@@ -75,12 +76,18 @@ class _Buffer(ctypes.Structure):
 def _library() -> ctypes.CDLL:
     name = ctypes.util.find_library("gssapi_krb5") or "libgssapi_krb5.so.2"
     try:
-        lib = ctypes.CDLL(name)
+        return ctypes.CDLL(name)
     except OSError as exc:
         raise KerberosError(f"kerberos method: cannot load {name} ({exc})") from exc
-    if not hasattr(lib, "gss_pseudo_random"):
-        raise KerberosError(f"kerberos method: {name} has no gss_pseudo_random (RFC 4401)")
-    return lib
+
+
+def prf_available() -> bool:
+    """Whether the GSS library has ``gss_pseudo_random`` (RFC 4401; MIT ≥ 1.8):
+    without it only the MIC key binding is offered (docs/kerberos.md §5)."""
+    try:
+        return hasattr(_library(), "gss_pseudo_random")
+    except KerberosError:
+        return False
 
 
 def _import_context(context: gssapi.SecurityContext) -> ctypes.c_void_p:
@@ -159,6 +166,24 @@ class _Context:
             raise KerberosError(_reason(exc)) from exc
         return bytes(out) if out else None
 
+    def get_mic(self, data: bytes) -> bytes:
+        g = _gssapi()
+        if self._raw is not None:
+            raise KerberosError("GSS_GetMIC after GSS_Pseudo_random: the context was exported")
+        try:
+            return bytes(self._context.get_signature(data))
+        except g.exceptions.GSSError as exc:
+            raise KerberosError(f"GSS_GetMIC: {_reason(exc)}") from exc
+
+    def verify_mic(self, data: bytes, token: bytes) -> None:
+        g = _gssapi()
+        if self._raw is not None:
+            raise KerberosError("GSS_VerifyMIC after GSS_Pseudo_random: the context was exported")
+        try:
+            self._context.verify_signature(data, token)
+        except g.exceptions.GSSError as exc:
+            raise KerberosError(f"GSS_VerifyMIC: {_reason(exc)}") from exc
+
     def prf(self, seed: bytes, length: int) -> Secret:
         if self._raw is None:
             if not self._context.complete:
@@ -174,12 +199,17 @@ class GssapiProvider:
     ``keytab`` (acceptor; default the system's, ``KRB5_KTNAME`` or
     ``/etc/krb5.keytab``); ``ccache`` or ``client_keytab`` (initiator; with a
     client keytab only, tickets go to a private in-memory cache; with
-    neither, the keytab is the client keytab too, as for a machine account)."""
+    neither, the keytab is the client keytab too, as for a machine account).
+    ``prf=False`` offers the MIC key binding only, as with a GSS library
+    without ``gss_pseudo_random`` (docs/kerberos.md §5)."""
 
     def __init__(self, *, keytab: Path | None = None, ccache: str | None = None,
-                 client_keytab: Path | None = None, principal: str | None = None) -> None:
+                 client_keytab: Path | None = None, principal: str | None = None,
+                 prf: bool = True) -> None:
         self._g = _gssapi()
         _library()
+        self.key_bindings: tuple[int, ...] = (
+            (BINDING_PRF, BINDING_MIC) if prf and prf_available() else (BINDING_MIC,))
         if client_keytab is None and ccache is None:
             client_keytab = keytab  # a host's machine account: its own keytab
         self.keytab, self.ccache, self.client_keytab = keytab, ccache, client_keytab
@@ -244,6 +274,28 @@ class GssapiProvider:
             usage="initiate", flags=flags, mech=g.MechType.kerberos,
             channel_bindings=g.raw.ChannelBindings(application_data=bindings))
         return _Context(context)
+
+    def fetch_ticket(self, target: str) -> None:
+        """Get (or refresh) the service ticket for ``target`` into our
+        credential cache: the KDC round trips (AS with a client keytab, then
+        TGS) of a first GSS_Init_sec_context whose token is dropped.  Blocks:
+        the daemon runs it in a worker thread before it starts the IKE SA,
+        whose context then finds the ticket in the cache
+        (docs/kerberos.md §8).  KerberosError with the GSS-API's reason."""
+        g = self._g
+        try:
+            # with a client keytab and an empty cache this asks the KDC for a TGT
+            creds = self._credentials("initiate")
+        except KerberosError as exc:
+            raise KerberosError(f"no ticket for {target}: {exc}") from exc
+        try:
+            g.SecurityContext(name=g.Name(target, g.NameType.kerberos_principal), creds=creds,
+                              usage="initiate", mech=g.MechType.kerberos).step()
+        except g.exceptions.GSSError as exc:
+            raise KerberosError(f"no ticket for {target}: {_reason(exc)}") from exc
+        # this handle has the initial credentials now: contexts made from it
+        # use the cache instead of asking the KDC again
+        self._initiate = creds
 
     def acceptor(self, bindings: bytes) -> _Context:
         g = self._g

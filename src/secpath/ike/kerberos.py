@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from secpath.errors import LocalError
 from secpath.ike.auth import Identity, IdType
 from secpath.secret import Secret
 
 __all__ = [
+    "BINDING_MIC",
+    "BINDING_PRF",
+    "GSS_BINDING",
+    "GSS_MIC",
     "GSS_TOKEN",
     "KERBEROS_AUTH_METHOD",
     "MSK_LENGTH",
@@ -33,17 +37,23 @@ __all__ = [
     "KerberosCredentials",
     "KerberosError",
     "KerberosProvider",
+    "TicketSource",
     "channel_bindings",
     "msk_seed",
     "principal_identity",
     "principal_realm",
+    "provider_bindings",
     "remote_id_matches",
     "target_principal",
 ]
 
 KERBEROS_AUTH_METHOD = 201  # RFC 7296 §3.8: 201-255 private use
 GSS_TOKEN = 40960  # RFC 7296 §3.10.1: status types 40960-65535 private use
+GSS_BINDING = 40961  # which key binding (docs/kerberos.md §5): offered list / chosen one
+GSS_MIC = 40962  # a GSS MIC token over the sender's signed octets (MIC binding)
 MSK_LENGTH = 64  # octets of GSS_Pseudo_random output used as the MSK (RFC 7296 §2.16)
+BINDING_PRF = 1  # AUTH keyed with an MSK from GSS_Pseudo_random (RFC 4401)
+BINDING_MIC = 2  # GSS MICs over the signed octets, AUTH keyed with SK_pi/SK_pr
 
 _BINDINGS_LABEL = b"secpath IKEv2 GSS-API channel bindings"
 _PRF_LABEL = b"secpath IKEv2 GSS-API MSK"
@@ -68,6 +78,14 @@ class GssInitiator(Protocol):
         """GSS_Pseudo_random with GSS_C_PRF_KEY_FULL (RFC 4401 §2)."""
         ...
 
+    def get_mic(self, data: bytes) -> bytes:
+        """GSS_GetMIC (RFC 2743 §2.3.1) on the established context."""
+        ...
+
+    def verify_mic(self, data: bytes, token: bytes) -> None:
+        """GSS_VerifyMIC (RFC 2743 §2.3.2); KerberosError when it fails."""
+        ...
+
 
 class GssAcceptor(Protocol):
     """The acceptor's security context (RFC 2743 §2.2.2 GSS_Accept_sec_context)."""
@@ -85,6 +103,10 @@ class GssAcceptor(Protocol):
 
     def prf(self, seed: bytes, length: int) -> Secret: ...
 
+    def get_mic(self, data: bytes) -> bytes: ...
+
+    def verify_mic(self, data: bytes, token: bytes) -> None: ...
+
 
 class KerberosProvider(Protocol):
     """Makes security contexts for one host's Kerberos credentials."""
@@ -100,6 +122,31 @@ class KerberosProvider(Protocol):
     def initiator(self, target: str, bindings: bytes) -> GssInitiator: ...
 
     def acceptor(self, bindings: bytes) -> GssAcceptor: ...
+
+
+@runtime_checkable
+class TicketSource(Protocol):
+    """A provider that can get the service ticket for ``target`` ahead of
+    the IKE SA (a blocking KDC round trip, run off the event loop), so that
+    :meth:`KerberosProvider.initiator` later finds it in its credential
+    cache (docs/kerberos.md §8)."""
+
+    def fetch_ticket(self, target: str) -> None: ...
+
+
+@runtime_checkable
+class BindingChoice(Protocol):
+    """A provider that says which key bindings it can do (docs/kerberos.md
+    §5), preferred first; one without this does both, PRF first."""
+
+    @property
+    def key_bindings(self) -> tuple[int, ...]: ...
+
+
+def provider_bindings(provider: KerberosProvider) -> tuple[int, ...]:
+    if isinstance(provider, BindingChoice):
+        return provider.key_bindings
+    return (BINDING_PRF, BINDING_MIC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,7 @@ def sa_tables(status: dict[str, Any]) -> tuple[Table, Table, Table]:
     for c in ("rule", "behavior", "mode", "state", "bytes in/out", "last failure"):
         paths.add_column(c)
     main = Table(title="Main Mode (IKE SAs)", title_justify="left", header_style="bold", expand=True)
-    for c in ("peer", "identities", "algorithms", "NAT", "role"):
+    for c in ("peer", "identities", "algorithms", "auth", "NAT", "role"):
         main.add_column(c)
     quick = Table(title="Quick Mode (Child SAs)", title_justify="left", header_style="bold", expand=True)
     for c in ("rule", "filters", "SA", "SPIs in/out", "bytes in/out", "age"):
@@ -82,6 +82,7 @@ def sa_tables(status: dict[str, Any]) -> tuple[Table, Table, Table]:
                 s["remote"],
                 escape(f"{s['local_id']} <-> {s['remote_id']}"),
                 s["proposal"],
+                s.get("auth_method") or "-",
                 nat,
                 "initiator" if s["initiator"] else "responder",
             )

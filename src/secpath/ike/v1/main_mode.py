@@ -257,7 +257,8 @@ def _established(sa: Phase1Sa, now: float) -> None:
     sa.soft_at = now + life * (timing.rekey_fraction - jitter)
     sa.dpd_seq = int.from_bytes(sa.ctx.rng(4), "big") >> 1  # RFC 3706 §5.5: a random start
     sa.ctx.emit(IkeSaEstablished(sa.handle, sa.peer, str(sa.config.local_id), str(sa.remote_id),
-                                 sa.suite.name, sa.initiator, sa.nat_local, sa.nat_remote))
+                                 sa.suite.name, sa.initiator, sa.nat_local, sa.nat_remote,
+                                 sa.config.credentials.method))
 
 
 def handle_main(sa: Phase1Sa, data: bytes, payloads: Sequence[RawPayload] | None, now: float
