@@ -124,7 +124,7 @@ class Message:
 
     def all(self, cls: type[P]) -> tuple[P, ...]:
         """Every payload of class ``cls``, in order."""
-        return tuple(p for p in self.payloads if isinstance(p, cls))
+        return tuple([p for p in self.payloads if isinstance(p, cls)])
 
     def notify(self, notify_type: int) -> NotifyPayload | None:
         """The first Notify payload of ``notify_type``, or ``None``."""
@@ -285,19 +285,25 @@ def seal_payloads(
     return prefix + sk.seal(prefix, inner, rng)
 
 
-def decode_message(data: bytes, sk: SkCipher | None = None) -> Message:
+def decode_message(data: bytes, sk: SkCipher | None = None, *,
+                   header: Header | None = None) -> Message:
     """Parse a datagram.  An SK or SKF payload is verified and decrypted with
-    ``sk`` (the peer's direction); without ``sk`` it is a ParseError."""
+    ``sk`` (the peer's direction); without ``sk`` it is a ParseError.
+    ``header``, if given, is what :func:`decode_header` returned for this
+    same ``data`` (the engine reads it first to find the IKE SA)."""
     if type(data) is not bytes:
         data = bytes(data)
-    header, first, length = _decode_header(data)
+    if header is None:
+        header, first, length = _decode_header(data)
+        if length != len(data):
+            raise ParseError(f"IKE header: Length {length}, datagram has {len(data)} bytes")
+    else:
+        first = data[16]  # decode_header checked the length
     if header.major_version > 2:
         # RFC 7296 §2.5: answered with INVALID_MAJOR_VERSION
         raise ParseError(
             f"IKE major version {header.major_version}", notify=NotifyType.INVALID_MAJOR_VERSION
         )
-    if length != len(data):
-        raise ParseError(f"IKE header: Length {length}, datagram has {len(data)} bytes")
     outer, tail, pos = _walk(first, data, IKE_HEADER_BYTES)
     if tail is None:
         return Message(header, outer)

@@ -277,7 +277,7 @@ class IkeSa:
                 return
         opener = _Opener(self.sk_in) if self.sk_in is not None else None
         try:
-            message = decode_message(data, cast(SkCipher, opener))
+            message = decode_message(data, cast(SkCipher, opener), header=header)
         except IntegrityError:
             return  # RFC 7296 §2.21.1: silently discard
         except ParseError as exc:
