@@ -265,6 +265,7 @@ _CACHE_MAX = 256
 _CACHE_KEY_BYTES = 512  # longer transform lists are not kept
 _transforms_wire: dict[tuple[Transform, ...], bytes] = {}
 _transforms_seen: dict[tuple[int, bytes], tuple[Transform, ...]] = {}
+_selectors_seen: dict[bytes, TrafficSelector] = {}  # the same for selectors
 
 
 def _encode_attribute(attr: TransformAttribute) -> bytes:
@@ -472,6 +473,12 @@ def _decode_ts(b: bytes, cls: type[TsiPayload] | type[TsrPayload]) -> TsiPayload
         if pos + 8 > end:
             raise ParseError("traffic selector header: truncated")
         ts_type, protocol, length, start_port, end_port = _TS_HEAD.unpack_from(b, pos)
+        raw = b[pos : pos + length]
+        known = _selectors_seen.get(raw)
+        if known is not None:  # equal bytes decode to an equal selector
+            selectors.append(known)
+            pos += length
+            continue
         address: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]
         if ts_type == _TS_V4:
             size, address = 4, ipaddress.IPv4Address
@@ -485,8 +492,12 @@ def _decode_ts(b: bytes, cls: type[TsiPayload] | type[TsrPayload]) -> TsiPayload
         pos += length
         if pos > end:
             raise ParseError("traffic selector addresses: truncated")
-        selectors.append(TrafficSelector(address(b[mid - size : mid]), address(b[mid:pos]),
-                                         protocol, start_port, end_port))
+        ts = TrafficSelector(address(b[mid - size : mid]), address(b[mid:pos]), protocol,
+                             start_port, end_port)
+        if len(_selectors_seen) >= _CACHE_MAX:
+            _selectors_seen.clear()
+        _selectors_seen[raw] = ts
+        selectors.append(ts)
     if pos != end:
         raise ParseError(f"TS payload: {end - pos} trailing bytes")
     return cls(tuple(selectors))
