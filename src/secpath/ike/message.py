@@ -200,7 +200,7 @@ def encode_payload_chain(payloads: Sequence[Payload], last_next: int = 0) -> tup
     for i, payload in enumerate(payloads):
         body = encode_payload_body(payload)
         nxt = payloads[i + 1].payload_type if i < last else last_next
-        critical = _CRITICAL if type(payload) is UnknownPayload and payload.critical else 0
+        critical = _CRITICAL if isinstance(payload, UnknownPayload) and payload.critical else 0
         if len(body) > 0xFFFF - 4:
             raise LocalError(f"{type(payload).__name__} exceeds 65535 bytes")
         parts.append(_GENERIC.pack(nxt, critical, 4 + len(body)))
