@@ -18,9 +18,11 @@ class Secret:
     __slots__ = ("_value",)
 
     def __init__(self, value: bytes) -> None:
-        if not isinstance(value, bytes | bytearray | memoryview):
-            raise TypeError("Secret wraps bytes")
-        self._value: Final[bytes] = bytes(value)
+        if type(value) is not bytes:  # bytes are immutable: kept as they are
+            if not isinstance(value, bytes | bytearray | memoryview):
+                raise TypeError("Secret wraps bytes")
+            value = bytes(value)
+        self._value: Final[bytes] = value
 
     def reveal(self) -> bytes:
         """The raw key bytes. Call sites are audited: keep them few."""

@@ -15,6 +15,7 @@ keys of :mod:`secpath.crypto.registry` (``IKE_ENCRYPTION``,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from secpath.crypto.prf import prf, prf_key_bytes, prf_plus
 from secpath.crypto.registry import ESP_ENCRYPTION, ESP_INTEGRITY, IKE_ENCRYPTION, IKE_INTEGRITY
@@ -52,6 +53,7 @@ class IkeSaKeys:
     sk_pr: Secret
 
 
+@lru_cache(maxsize=64)
 def ike_key_lengths(prf_name: str, encryption: str, integrity: str | None) -> tuple[int, int, int]:
     """``(len(SK_d/pi/pr), len(SK_a*), len(SK_e*))`` in bytes.
 

@@ -67,13 +67,16 @@ def prf_plus(name: str, key: Secret | bytes, seed: bytes, length: int) -> Secret
         return _xcbc_prf_plus(name, key, seed, length)
     hash_name = _hash_name(name)
     raw = key.reveal() if isinstance(key, Secret) else key
+    keyed = hmac.new(raw, digestmod=hash_name)  # keyed once, copied per block
     out = bytearray()
     block = b""
     counter = 1
     while len(out) < length:
         if counter > _MAX_PRF_PLUS_ROUNDS:
             raise LocalError(f"prf+: {length} bytes exceed 255 rounds of {name}")
-        block = hmac.digest(raw, block + seed + bytes((counter,)), hash_name)
+        mac = keyed.copy()
+        mac.update(block + seed + bytes((counter,)))
+        block = mac.digest()
         out += block
         counter += 1
     return Secret(bytes(out[:length]))

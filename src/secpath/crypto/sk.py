@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
@@ -51,6 +51,11 @@ class SkCipher:
     integrity: str | None
     sk_e: Secret
     sk_a: Secret
+    # looked up once: the algorithms, and for AEAD the keyed cipher object
+    # (one per direction of an IKE SA, used for every message)
+    _enc: Encryption = field(init=False, compare=False)
+    _integ: Integrity | None = field(init=False, compare=False)
+    _aead_cipher: AESGCM | ChaCha20Poly1305 | None = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         enc = IKE_ENCRYPTION.get(self.encryption)
@@ -60,21 +65,18 @@ class SkCipher:
             raise LocalError(f"SK_e for {self.encryption} has the wrong length")
         if enc.aead != (self.integrity is None):
             raise LocalError("integrity must be None exactly when the cipher is AEAD")
+        integ = None
         if self.integrity is not None:
             integ = IKE_INTEGRITY.get(self.integrity)
             if integ is None or len(self.sk_a) != integ.key_bytes:
                 raise LocalError(f"bad integrity {self.integrity!r} or SK_a length")
+        object.__setattr__(self, "_enc", enc)
+        object.__setattr__(self, "_integ", integ)
+        object.__setattr__(self, "_aead_cipher",
+                           self._aead(self.sk_e.reveal()) if enc.aead else None)
 
     def __repr__(self) -> str:
         return f"SkCipher({self.encryption!r}, {self.integrity!r})"
-
-    @property
-    def _enc(self) -> Encryption:
-        return IKE_ENCRYPTION[self.encryption]
-
-    @property
-    def _integ(self) -> Integrity | None:
-        return IKE_INTEGRITY[self.integrity] if self.integrity is not None else None
 
     @property
     def iv_bytes(self) -> int:
@@ -110,8 +112,8 @@ class SkCipher:
         body = plaintext + bytes(pad_len) + bytes((pad_len,))
         iv = rng(enc.iv_bytes)
         key = self.sk_e.reveal()
-        if enc.aead:
-            aead = self._aead(key)
+        aead = self._aead_cipher
+        if aead is not None:
             salt = key[enc.key_bytes :]
             return iv + aead.encrypt(salt + iv, body, prefix)
         encryptor = Cipher(self._block_cipher(key), modes.CBC(iv)).encryptor()
@@ -130,9 +132,10 @@ class SkCipher:
         iv = sealed[:iv_len]
         ciphertext = sealed[iv_len : iv_len + ct_len]
         key = self.sk_e.reveal()
-        if enc.aead:
+        aead = self._aead_cipher
+        if aead is not None:
             try:
-                body = self._aead(key).decrypt(key[enc.key_bytes :] + iv, sealed[iv_len:], prefix)
+                body = aead.decrypt(key[enc.key_bytes :] + iv, sealed[iv_len:], prefix)
             except InvalidTag as exc:
                 raise IntegrityError("Encrypted payload: AEAD tag check failed") from exc
         else:

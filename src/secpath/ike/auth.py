@@ -21,6 +21,7 @@ import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -93,6 +94,22 @@ SUPPORTED_HASH_ALGORITHMS: tuple[HashAlgorithm, ...] = (
 )
 
 
+@lru_cache(maxsize=1024)
+def _identity_text(id_type: IdType, data: bytes) -> str:
+    """An identity's usual spelling (kept: every IKE SA up names its two)."""
+    try:
+        if id_type in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
+            return str(ipaddress.ip_address(data))
+        if id_type is IdType.DER_ASN1_DN:
+            rdns = _name_from_der(data).rdns
+            return ", ".join(rdn.rfc4514_string() for rdn in rdns)
+        if id_type in (IdType.FQDN, IdType.RFC822_ADDR):
+            return data.decode("ascii")
+    except (ValueError, ParseError, UnicodeDecodeError):
+        pass
+    return f"{id_type.name}:{data.hex()}"
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     """An IKE identity: the ID type and its data (RFC 7296 §3.5)."""
@@ -138,17 +155,7 @@ class Identity:
         return bytes((int(self.id_type), 0, 0, 0)) + self.data
 
     def __str__(self) -> str:
-        try:
-            if self.id_type in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
-                return str(ipaddress.ip_address(self.data))
-            if self.id_type is IdType.DER_ASN1_DN:
-                rdns = _name_from_der(self.data).rdns
-                return ", ".join(rdn.rfc4514_string() for rdn in rdns)
-            if self.id_type in (IdType.FQDN, IdType.RFC822_ADDR):
-                return self.data.decode("ascii")
-        except (ValueError, ParseError, UnicodeDecodeError):
-            pass
-        return f"{self.id_type.name}:{self.data.hex()}"
+        return _identity_text(self.id_type, self.data)
 
     def check(self) -> None:
         """Raise :class:`ParseError` when the data does not fit the type."""

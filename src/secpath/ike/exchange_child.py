@@ -118,7 +118,8 @@ def accept_child(
         # IKE_AUTH carries no KE: a DH transform in its proposals is ignored
         # (RFC 7296 §1.2, as strongSwan and Windows send it with PFS configured)
         offered = tuple(dataclasses.replace(p, transforms=tuple(
-            t for t in p.transforms if t.type != TransformType.DH)) for p in offered)
+            t for t in p.transforms if t.type != TransformType.DH))
+            if any(t.type == TransformType.DH for t in p.transforms) else p for p in offered)
     picked = select_esp(offered, suites)
     if picked is None:
         ours = describe(esp_proposals(methods, bytes(4), cfg.esn, dh_group))

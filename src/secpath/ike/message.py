@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from secpath._wire import Reader
 from secpath.crypto.sk import SkCipher
 from secpath.errors import LocalError, ParseError
 from secpath.ike.constants import IKE_HEADER_BYTES, HeaderFlag, NotifyType, PayloadType
@@ -58,6 +57,13 @@ MAX_PAYLOADS = 128  # bound on the payloads of one message
 _HEADER = struct.Struct("!8s8sBBBBII")
 _GENERIC = struct.Struct("!BBH")  # RFC 7296 §3.2: generic payload header
 _CRITICAL = 0x80  # RFC 7296 §3.2: C bit
+# HeaderFlag as plain ints: IntFlag arithmetic is slow on the hot path
+_INITIATOR = int(HeaderFlag.INITIATOR)
+_RESPONSE = int(HeaderFlag.RESPONSE)
+_VERSION = int(HeaderFlag.VERSION)
+_SK = int(PayloadType.SK)
+_SKF = int(PayloadType.SKF)
+_FRAGMENT_NUMBERS = struct.Struct("!HH")  # RFC 7383 §2.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +84,9 @@ class Header:
     @property
     def flags(self) -> int:
         return (
-            (HeaderFlag.INITIATOR if self.initiator else 0)
-            | (HeaderFlag.RESPONSE if self.response else 0)
-            | (HeaderFlag.VERSION if self.version_flag else 0)
+            (_INITIATOR if self.initiator else 0)
+            | (_RESPONSE if self.response else 0)
+            | (_VERSION if self.version_flag else 0)
         )
 
 
@@ -118,7 +124,7 @@ class Message:
 
     def all(self, cls: type[P]) -> tuple[P, ...]:
         """Every payload of class ``cls``, in order."""
-        return tuple(p for p in self.payloads if isinstance(p, cls))
+        return tuple([p for p in self.payloads if isinstance(p, cls)])
 
     def notify(self, notify_type: int) -> NotifyPayload | None:
         """The first Notify payload of ``notify_type``, or ``None``."""
@@ -166,14 +172,9 @@ def _decode_header(data: bytes) -> tuple[Header, int, int]:
     spi_i, spi_r, next_payload, version, exchange_type, flags, message_id, length = (
         _HEADER.unpack_from(data)
     )
-    header = Header(
-        spi_i, spi_r, exchange_type, message_id,
-        initiator=bool(flags & HeaderFlag.INITIATOR),
-        response=bool(flags & HeaderFlag.RESPONSE),
-        major_version=version >> 4,
-        minor_version=version & 0x0F,
-        version_flag=bool(flags & HeaderFlag.VERSION),
-    )
+    header = Header(spi_i, spi_r, exchange_type, message_id, bool(flags & _INITIATOR),
+                    bool(flags & _RESPONSE), version >> 4, version & 0x0F,
+                    bool(flags & _VERSION))
     return header, next_payload, length
 
 
@@ -195,43 +196,55 @@ def encode_payload_chain(payloads: Sequence[Payload], last_next: int = 0) -> tup
     if not payloads:
         return last_next, b""
     parts: list[bytes] = []
+    last = len(payloads) - 1
     for i, payload in enumerate(payloads):
         body = encode_payload_body(payload)
-        nxt = payloads[i + 1].payload_type if i + 1 < len(payloads) else last_next
+        nxt = payloads[i + 1].payload_type if i < last else last_next
         critical = _CRITICAL if isinstance(payload, UnknownPayload) and payload.critical else 0
-        if 4 + len(body) > 0xFFFF:
+        if len(body) > 0xFFFF - 4:
             raise LocalError(f"{type(payload).__name__} exceeds 65535 bytes")
-        parts.append(struct.pack("!BBH", nxt, critical, 4 + len(body)) + body)
+        parts.append(_GENERIC.pack(nxt, critical, 4 + len(body)))
+        parts.append(body)
     return payloads[0].payload_type, b"".join(parts)
 
 
 def decode_payload_chain(first: int, data: bytes) -> tuple[Payload, ...]:
     """Parse a chain of payloads that must end exactly at the end of ``data``
     and must not contain SK or SKF (an inner chain)."""
-    payloads, tail = _walk(first, Reader(data, "payloads"))
+    payloads, tail, _ = _walk(first, data, 0)
     if tail is not None:
         raise ParseError(f"payload type {tail[0]} is not allowed inside an encrypted payload")
     return payloads
 
 
-def _walk(first: int, r: Reader) -> tuple[tuple[Payload, ...], tuple[int, int, int] | None]:
-    """Walk generic headers.  Stops at SK/SKF and returns ``(its type, its
-    Next Payload, its length)`` with ``r`` positioned after its 4-byte header."""
+def _walk(first: int, data: bytes, pos: int
+          ) -> tuple[tuple[Payload, ...], tuple[int, int, int] | None, int]:
+    """Walk generic headers from ``pos``.  Stops at SK/SKF and returns ``(its
+    type, its Next Payload, its length)`` and the offset after its 4-byte
+    header; otherwise the chain must end exactly at the end of ``data``."""
     payloads: list[Payload] = []
+    end = len(data)
     ptype = first
-    while ptype != PayloadType.NONE:
+    while ptype:  # PayloadType.NONE ends the chain
         if len(payloads) >= MAX_PAYLOADS:
             raise ParseError(f"more than {MAX_PAYLOADS} payloads")
-        nxt, flags, length = _GENERIC.unpack(r.bytes(4, "generic payload header"))
-        critical = bool(flags & _CRITICAL)
+        if pos + 4 > end:
+            raise ParseError(f"generic payload header: {end - pos} bytes left, needs 4")
+        nxt, flags, length = _GENERIC.unpack_from(data, pos)
         if length < 4:
             raise ParseError(f"payload length {length} < 4")
-        if ptype in (PayloadType.SK, PayloadType.SKF):
-            return tuple(payloads), (ptype, nxt, length)
-        payloads.append(decode_payload_body(ptype, r.bytes(length - 4, "payload body"), critical))
+        if ptype in (_SK, _SKF):
+            return tuple(payloads), (ptype, nxt, length), pos + 4
+        body_end = pos + length
+        if body_end > end:
+            raise ParseError(f"payload length {length} runs past the message")
+        payloads.append(decode_payload_body(ptype, data[pos + 4 : body_end],
+                                            bool(flags & _CRITICAL)))
+        pos = body_end
         ptype = nxt
-    r.expect_end()
-    return tuple(payloads), None
+    if pos != end:
+        raise ParseError(f"payloads: {end - pos} trailing bytes")
+    return tuple(payloads), None, pos
 
 
 # --- messages ----------------------------------------------------------------------
@@ -268,38 +281,45 @@ def seal_payloads(
     if sk_len > 0xFFFF:
         raise LocalError("encrypted payload exceeds 65535 bytes: fragment it")
     prefix = encode_header(header, payload_type, IKE_HEADER_BYTES + sk_len) \
-        + struct.pack("!BBH", first, 0, sk_len) + extra
+        + _GENERIC.pack(first, 0, sk_len) + extra
     return prefix + sk.seal(prefix, inner, rng)
 
 
-def decode_message(data: bytes, sk: SkCipher | None = None) -> Message:
+def decode_message(data: bytes, sk: SkCipher | None = None, *,
+                   header: Header | None = None) -> Message:
     """Parse a datagram.  An SK or SKF payload is verified and decrypted with
-    ``sk`` (the peer's direction); without ``sk`` it is a ParseError."""
-    header, first, length = _decode_header(data)
+    ``sk`` (the peer's direction); without ``sk`` it is a ParseError.
+    ``header``, if given, is what :func:`decode_header` returned for this
+    same ``data`` (the engine reads it first to find the IKE SA)."""
+    if type(data) is not bytes:
+        data = bytes(data)
+    if header is None:
+        header, first, length = _decode_header(data)
+        if length != len(data):
+            raise ParseError(f"IKE header: Length {length}, datagram has {len(data)} bytes")
+    else:
+        first = data[16]  # decode_header checked the length
     if header.major_version > 2:
         # RFC 7296 §2.5: answered with INVALID_MAJOR_VERSION
         raise ParseError(
             f"IKE major version {header.major_version}", notify=NotifyType.INVALID_MAJOR_VERSION
         )
-    if length != len(data):
-        raise ParseError(f"IKE header: Length {length}, datagram has {len(data)} bytes")
-    r = Reader(data, "IKE message")
-    r.bytes(IKE_HEADER_BYTES, "header")
-    outer, tail = _walk(first, r)
+    outer, tail, pos = _walk(first, data, IKE_HEADER_BYTES)
     if tail is None:
         return Message(header, outer)
     ptype, inner_first, sk_length = tail
     if sk is None:
         raise ParseError("encrypted payload received without IKE SA keys")
-    start = r.position - 4
-    if start + sk_length != len(data):
+    if pos - 4 + sk_length != len(data):
         raise ParseError("the encrypted payload must be the last payload (RFC 7296 §3.14)")
-    if ptype == PayloadType.SKF:
-        number = r.u16("fragment number")
-        total = r.u16("total fragments")
+    if ptype == _SKF:
+        if pos + 4 > len(data):
+            raise ParseError("Encrypted Fragment payload: no fragment numbers")
+        number, total = _FRAGMENT_NUMBERS.unpack_from(data, pos)
+        pos += 4
         if not 1 <= number <= total:
             raise ParseError(f"fragment {number} of {total}")
-        plain = sk.open(data[: r.position], data[r.position :])
+        plain = sk.open(data[:pos], data[pos:])
         return Message(header, outer, True, Fragment(number, total, inner_first, plain))
-    plain = sk.open(data[: r.position], data[r.position :])
+    plain = sk.open(data[:pos], data[pos:])
     return Message(header, outer + decode_payload_chain(inner_first, plain), True)

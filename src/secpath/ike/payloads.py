@@ -14,9 +14,8 @@ import ipaddress
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
-from secpath._wire import Reader
 from secpath.errors import LocalError, ParseError
 from secpath.ike.constants import PayloadType, ProtocolId, TransformAttributeType, TsType
 from secpath.ike.selectors import TrafficSelector
@@ -46,8 +45,6 @@ __all__ = [
     "encode_payload_body",
 ]
 
-_TRANSFORM_HEAD = struct.Struct("!BBH")
-_TS_HEAD = struct.Struct("!BBHHH")  # RFC 7296 §3.13.1
 _MAX_ITEMS = 256  # bound on proposals, transforms, attributes, selectors, SPIs
 
 
@@ -243,227 +240,324 @@ Payload: TypeAlias = (
 
 
 # --- encoders --------------------------------------------------------------------
+#
+# Precompiled structs; a value that does not fit its field makes struct.error,
+# which encode_payload_body turns into LocalError (our own bad input).
 
+_U8 = struct.Struct("!B")
+_U16 = struct.Struct("!H")
+_U16X2 = struct.Struct("!HH")
+_HEAD4 = struct.Struct("!BBH")  # Notify and Delete heads: u8, u8, u16
+_TYPED = struct.Struct("!B3x")  # ID, AUTH: a type and 3 reserved bytes (§3.5, §3.8)
+_KE_HEAD = struct.Struct("!H2x")  # RFC 7296 §3.4: DH group, 2 reserved bytes
+_TS_COUNT = struct.Struct("!B3x")  # RFC 7296 §3.13: number of TSs, 3 reserved bytes
+_TS_HEAD = struct.Struct("!BBHHH")  # RFC 7296 §3.13.1
+_TRANSFORM = struct.Struct("!BBHBBH")  # RFC 7296 §3.3.2, up to the Transform ID
+_PROPOSAL = struct.Struct("!BBHBBBB")  # RFC 7296 §3.3.1, up to the transform count
+_TS_V4 = int(TsType.TS_IPV4_ADDR_RANGE)
+_TS_V6 = int(TsType.TS_IPV6_ADDR_RANGE)
 
-def _u8(v: int, what: str) -> bytes:
-    if not 0 <= v <= 0xFF:
-        raise LocalError(f"{what}={v} does not fit in 8 bits")
-    return bytes((v,))
-
-
-def _u16(v: int, what: str) -> bytes:
-    if not 0 <= v <= 0xFFFF:
-        raise LocalError(f"{what}={v} does not fit in 16 bits")
-    return struct.pack("!H", v)
+# Transform lists repeat (one per policy, one per peer implementation): their
+# encodings and decodings are kept, keyed by value, in small caches emptied
+# when full.  Entries are immutable (bytes, frozen dataclasses): sharing them
+# is safe, and a hit gives what decoding the same bytes again would.
+_CACHE_MAX = 256
+_CACHE_KEY_BYTES = 512  # longer transform lists are not kept
+_transforms_wire: dict[tuple[Transform, ...], bytes] = {}
+_transforms_seen: dict[tuple[int, bytes], tuple[Transform, ...]] = {}
+_selectors_seen: dict[bytes, TrafficSelector] = {}  # the same for selectors
 
 
 def _encode_attribute(attr: TransformAttribute) -> bytes:
-    if isinstance(attr.value, int):  # TV, AF bit set
-        return _u16(0x8000 | attr.type, "attribute type") + _u16(attr.value, "attribute value")
-    return _u16(attr.type & 0x7FFF, "attribute type") + _u16(len(attr.value), "length") + attr.value
+    value = attr.value
+    if isinstance(value, int):  # TV, AF bit set
+        return _U16X2.pack(0x8000 | attr.type, value)
+    return _U16X2.pack(attr.type & 0x7FFF, len(value)) + value
 
 
-def _encode_transform(t: Transform, last: bool) -> bytes:
-    attrs = b"".join(_encode_attribute(a) for a in t.attributes)
-    # RFC 7296 §3.3.2: Last Substruc 0 = last, 3 = more transforms follow
-    return (b"\x00" if last else b"\x03") + b"\x00" + _u16(8 + len(attrs), "transform length") \
-        + _u8(t.type, "transform type") + b"\x00" + _u16(t.id, "transform id") + attrs
+def _encode_transforms(transforms: tuple[Transform, ...]) -> bytes:
+    wire = _transforms_wire.get(transforms)
+    if wire is not None:
+        return wire
+    parts: list[bytes] = []
+    last = len(transforms) - 1
+    for i, t in enumerate(transforms):
+        attrs = b"".join([_encode_attribute(a) for a in t.attributes]) if t.attributes else b""
+        # RFC 7296 §3.3.2: Last Substruc 0 = last, 3 = more transforms follow
+        parts.append(_TRANSFORM.pack(0 if i == last else 3, 0, 8 + len(attrs), t.type, 0, t.id)
+                     + attrs)
+    wire = b"".join(parts)
+    if len(wire) <= _CACHE_KEY_BYTES:
+        if len(_transforms_wire) >= _CACHE_MAX:
+            _transforms_wire.clear()
+        _transforms_wire[transforms] = wire
+    return wire
 
 
 def _encode_proposal(p: Proposal, last: bool) -> bytes:
-    body = b"".join(
-        _encode_transform(t, i == len(p.transforms) - 1) for i, t in enumerate(p.transforms)
-    )
-    head = _u8(p.number, "proposal number") + _u8(p.protocol_id, "protocol id") \
-        + _u8(len(p.spi), "SPI size") + _u8(len(p.transforms), "transform count")
+    body = _encode_transforms(p.transforms)
+    spi = p.spi
     # RFC 7296 §3.3.1: Last Substruc 0 = last, 2 = more proposals follow
-    return (b"\x00" if last else b"\x02") + b"\x00" \
-        + _u16(8 + len(p.spi) + len(body), "proposal length") + head + p.spi + body
+    return _PROPOSAL.pack(0 if last else 2, 0, 8 + len(spi) + len(body), p.number,
+                          p.protocol_id, len(spi), len(p.transforms)) + spi + body
 
 
 def _encode_selector(ts: TrafficSelector) -> bytes:
-    ts_type = TsType.TS_IPV4_ADDR_RANGE if ts.version == 4 else TsType.TS_IPV6_ADDR_RANGE
     addrs = ts.start.packed + ts.end.packed
-    return _u8(ts_type, "TS type") + _u8(ts.protocol, "IP protocol") \
-        + _u16(8 + len(addrs), "selector length") + _u16(ts.start_port, "start port") \
-        + _u16(ts.end_port, "end port") + addrs
+    ts_type = _TS_V4 if ts.start.version == 4 else _TS_V6
+    return _TS_HEAD.pack(ts_type, ts.protocol, 8 + len(addrs), ts.start_port, ts.end_port) + addrs
+
+
+def _encode_sa(p: SaPayload) -> bytes:
+    proposals = p.proposals
+    last = len(proposals) - 1
+    return b"".join([_encode_proposal(x, i == last) for i, x in enumerate(proposals)])
+
+
+def _encode_notify(p: NotifyPayload) -> bytes:
+    # RFC 7296 §3.10: Protocol ID | SPI Size | Notify Message Type | SPI | data
+    return _HEAD4.pack(p.protocol_id, len(p.spi), p.notify_type) + p.spi + p.data
+
+
+def _encode_delete(p: DeletePayload) -> bytes:
+    spis = p.spis
+    size = len(spis[0]) if spis else (0 if p.protocol_id == ProtocolId.IKE else 4)
+    if any(len(s) != size for s in spis):
+        raise LocalError("Delete payload: SPIs of different sizes")
+    return _HEAD4.pack(p.protocol_id, size, len(spis)) + b"".join(spis)
+
+
+def _encode_ts(p: TsPayload) -> bytes:
+    return _TS_COUNT.pack(len(p.selectors)) + b"".join(
+        [_encode_selector(ts) for ts in p.selectors])
+
+
+def _encode_typed(p: IdPayload | AuthPayload) -> bytes:
+    return _TYPED.pack(p.id_type if isinstance(p, IdPayload) else p.method) + p.data
+
+
+def _encode_cert(p: CertPayload | CertReqPayload) -> bytes:
+    return _U8.pack(p.encoding) + p.data
+
+
+def _encode_data(p: NoncePayload | VendorIdPayload | UnknownPayload) -> bytes:
+    return p.data
+
+
+_ENCODERS: dict[type, Callable[[Any], bytes]] = {
+    SaPayload: _encode_sa,
+    KePayload: lambda p: _KE_HEAD.pack(p.dh_group) + p.data,
+    IdiPayload: _encode_typed,
+    IdrPayload: _encode_typed,
+    IdPayload: _encode_typed,
+    CertPayload: _encode_cert,
+    CertReqPayload: _encode_cert,
+    AuthPayload: _encode_typed,
+    NoncePayload: _encode_data,
+    NotifyPayload: _encode_notify,
+    DeletePayload: _encode_delete,
+    VendorIdPayload: _encode_data,
+    TsiPayload: _encode_ts,
+    TsrPayload: _encode_ts,
+    TsPayload: _encode_ts,
+    UnknownPayload: _encode_data,
+}
 
 
 def encode_payload_body(payload: Payload) -> bytes:
     """The bytes after the generic payload header (RFC 7296 §3.2)."""
-    match payload:
-        case SaPayload(proposals=proposals):
-            return b"".join(
-                _encode_proposal(p, i == len(proposals) - 1) for i, p in enumerate(proposals)
-            )
-        case KePayload(dh_group=group, data=data):
-            return _u16(group, "DH group") + b"\x00\x00" + data
-        case IdPayload(id_type=id_type, data=data):
-            return _u8(id_type, "ID type") + b"\x00\x00\x00" + data
-        case CertPayload(encoding=enc, data=data) | CertReqPayload(encoding=enc, data=data):
-            return _u8(enc, "cert encoding") + data
-        case AuthPayload(method=method, data=data):
-            return _u8(method, "auth method") + b"\x00\x00\x00" + data
-        case NoncePayload(data=data) | VendorIdPayload(data=data) | UnknownPayload(data=data):
-            return data
-        case NotifyPayload(notify_type=ntype, data=data, protocol_id=proto, spi=spi):
-            # RFC 7296 §3.10: Protocol ID | SPI Size | Notify Message Type | SPI | data
-            return _u8(proto, "protocol id") + _u8(len(spi), "SPI size") \
-                + _u16(ntype, "notify type") + spi + data
-        case DeletePayload(protocol_id=proto, spis=spis):
-            size = len(spis[0]) if spis else (0 if proto == ProtocolId.IKE else 4)
-            if any(len(s) != size for s in spis):
-                raise LocalError("Delete payload: SPIs of different sizes")
-            return _u8(proto, "protocol id") + _u8(size, "SPI size") \
-                + _u16(len(spis), "SPI count") + b"".join(spis)
-        case TsPayload(selectors=selectors):
-            return _u8(len(selectors), "TS count") + b"\x00\x00\x00" + b"".join(
-                _encode_selector(ts) for ts in selectors
-            )
-    raise LocalError(f"cannot encode {type(payload).__name__}")
+    encoder = _ENCODERS.get(type(payload))
+    if encoder is None:  # a subclass of a payload class
+        encoder = next((e for cls, e in _ENCODERS.items() if isinstance(payload, cls)), None)
+        if encoder is None:
+            raise LocalError(f"cannot encode {type(payload).__name__}")
+    try:
+        return encoder(payload)
+    except struct.error as exc:
+        raise LocalError(f"{type(payload).__name__}: a field does not fit: {exc}") from exc
 
 
 # --- decoders --------------------------------------------------------------------
+#
+# Each decoder takes the whole body (bytes) and checks every offset against
+# its length before it unpacks: bad bytes are ParseError, never IndexError
+# or struct.error.
 
 
-def _decode_attributes(r: Reader) -> tuple[TransformAttribute, ...]:
+def _decode_attributes(b: bytes, pos: int, end: int) -> tuple[TransformAttribute, ...]:
     attrs: list[TransformAttribute] = []
-    while r.remaining:
+    while pos < end:
         if len(attrs) >= _MAX_ITEMS:
             raise ParseError("transform: too many attributes")
-        head = r.u16("attribute type")
+        if pos + 4 > end:
+            raise ParseError(f"transform attribute: {end - pos} bytes, needs 4")
+        head, value = _U16X2.unpack_from(b, pos)
+        pos += 4
         if head & 0x8000:
-            attrs.append(TransformAttribute(head & 0x7FFF, r.u16("attribute value")))
+            attrs.append(TransformAttribute(head & 0x7FFF, value))
         else:
-            attrs.append(TransformAttribute(head, r.bytes(r.u16("attribute length"), "value")))
+            if pos + value > end:
+                raise ParseError(f"transform attribute: value of {value} bytes, {end - pos} left")
+            attrs.append(TransformAttribute(head, b[pos : pos + value]))
+            pos += value
     return tuple(attrs)
 
 
-def _decode_proposal(r: Reader) -> tuple[Proposal, bool]:
-    more = r.u8("last substruc")
-    if more not in (0, 2):
-        raise ParseError(f"proposal: Last Substruc {more}, expected 0 or 2")
-    r.u8("reserved")
-    length = r.u16("proposal length")
-    if length < 8:
-        raise ParseError(f"proposal length {length} < 8")
-    body = r.sub(length - 4, "proposal")
-    number = body.u8("proposal number")
-    protocol_id = body.u8("protocol id")
-    spi_size = body.u8("SPI size")
-    count = body.u8("transform count")
-    spi = body.bytes(spi_size, "SPI")
+def _decode_transforms(b: bytes, pos: int, end: int, count: int) -> tuple[Transform, ...]:
     transforms: list[Transform] = []
     for _ in range(count):
-        last, _reserved, t_length = _TRANSFORM_HEAD.unpack(body.bytes(4, "transform header"))
+        if pos + 8 > end:
+            raise ParseError(f"transform: {end - pos} bytes left in the proposal, needs 8")
+        last, _reserved, t_length, ttype, _reserved2, tid = _TRANSFORM.unpack_from(b, pos)
         if last not in (0, 3):
             raise ParseError(f"transform: Last Substruc {last}, expected 0 or 3")
         if t_length < 8:
             raise ParseError(f"transform length {t_length} < 8")
-        t = body.sub(t_length - 4, "transform")
-        ttype, _reserved, tid = _TRANSFORM_HEAD.unpack(t.bytes(4, "transform type and id"))
-        transforms.append(Transform(ttype, tid, _decode_attributes(t)))
+        t_end = pos + t_length
+        if t_end > end:
+            raise ParseError(f"transform length {t_length} runs past the proposal")
+        attrs = _decode_attributes(b, pos + 8, t_end) if t_length > 8 else ()
+        transforms.append(Transform(ttype, tid, attrs))
         if (last == 0) != (len(transforms) == count):
             raise ParseError("proposal: Last Substruc disagrees with the transform count")
-    body.expect_end()
-    return Proposal(number, protocol_id, spi, tuple(transforms)), more == 2
+        pos = t_end
+    if pos != end:
+        raise ParseError(f"proposal: {end - pos} trailing bytes")
+    return tuple(transforms)
 
 
-def _decode_sa(r: Reader) -> SaPayload:
+def _decode_sa(b: bytes) -> SaPayload:
     proposals: list[Proposal] = []
+    pos, end = 0, len(b)
     more = True
     while more:
         if len(proposals) >= _MAX_ITEMS:
             raise ParseError("SA: too many proposals")
-        proposal, more = _decode_proposal(r)
-        proposals.append(proposal)
-    r.expect_end()
+        if pos + 8 > end:
+            raise ParseError(f"SA: proposal of {end - pos} bytes, needs 8")
+        last, _reserved, length, number, protocol_id, spi_size, count = (
+            _PROPOSAL.unpack_from(b, pos))
+        if last not in (0, 2):
+            raise ParseError(f"proposal: Last Substruc {last}, expected 0 or 2")
+        if length < 8:
+            raise ParseError(f"proposal length {length} < 8")
+        p_end = pos + length
+        if p_end > end:
+            raise ParseError(f"proposal length {length} runs past the SA payload")
+        t_start = pos + 8 + spi_size
+        if t_start > p_end:
+            raise ParseError(f"proposal: SPI of {spi_size} bytes runs past the proposal")
+        key = (count, b[t_start:p_end])
+        transforms = _transforms_seen.get(key)
+        if transforms is None:
+            transforms = _decode_transforms(b, t_start, p_end, count)
+            if p_end - t_start <= _CACHE_KEY_BYTES:
+                if len(_transforms_seen) >= _CACHE_MAX:
+                    _transforms_seen.clear()
+                _transforms_seen[key] = transforms
+        proposals.append(Proposal(number, protocol_id, b[pos + 8 : t_start], transforms))
+        more = last == 2
+        pos = p_end
+    if pos != end:
+        raise ParseError(f"SA: {end - pos} trailing bytes")
     return SaPayload(tuple(proposals))
 
 
-def _decode_selector(r: Reader) -> TrafficSelector:
-    ts_type, protocol, length, start_port, end_port = _TS_HEAD.unpack(
-        r.bytes(8, "traffic selector header")
-    )
-    address: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]
-    if ts_type == TsType.TS_IPV4_ADDR_RANGE:
-        size, address = 4, ipaddress.IPv4Address
-    elif ts_type == TsType.TS_IPV6_ADDR_RANGE:
-        size, address = 16, ipaddress.IPv6Address
-    else:
-        raise ParseError(f"traffic selector type {ts_type} is not supported")
-    if length != 8 + 2 * size:
-        raise ParseError(f"traffic selector length {length}, expected {8 + 2 * size}")
-    addresses = r.bytes(2 * size, "addresses")
-    return TrafficSelector(
-        address(addresses[:size]), address(addresses[size:]), protocol, start_port, end_port
-    )
+def _decode_ts(b: bytes, cls: type[TsiPayload] | type[TsrPayload]) -> TsiPayload | TsrPayload:
+    end = len(b)
+    if end < 4:
+        raise ParseError(f"TS payload of {end} bytes, needs 4")
+    selectors: list[TrafficSelector] = []
+    pos = 4
+    for _ in range(b[0]):
+        if pos + 8 > end:
+            raise ParseError("traffic selector header: truncated")
+        ts_type, protocol, length, start_port, end_port = _TS_HEAD.unpack_from(b, pos)
+        raw = b[pos : pos + length]
+        known = _selectors_seen.get(raw)
+        if known is not None:  # equal bytes decode to an equal selector
+            selectors.append(known)
+            pos += length
+            continue
+        address: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]
+        if ts_type == _TS_V4:
+            size, address = 4, ipaddress.IPv4Address
+        elif ts_type == _TS_V6:
+            size, address = 16, ipaddress.IPv6Address
+        else:
+            raise ParseError(f"traffic selector type {ts_type} is not supported")
+        if length != 8 + 2 * size:
+            raise ParseError(f"traffic selector length {length}, expected {8 + 2 * size}")
+        mid = pos + 8 + size
+        pos += length
+        if pos > end:
+            raise ParseError("traffic selector addresses: truncated")
+        ts = TrafficSelector(address(b[mid - size : mid]), address(b[mid:pos]), protocol,
+                             start_port, end_port)
+        if len(_selectors_seen) >= _CACHE_MAX:
+            _selectors_seen.clear()
+        _selectors_seen[raw] = ts
+        selectors.append(ts)
+    if pos != end:
+        raise ParseError(f"TS payload: {end - pos} trailing bytes")
+    return cls(tuple(selectors))
 
 
-def _decode_ts(r: Reader, cls: type[TsiPayload] | type[TsrPayload]) -> TsiPayload | TsrPayload:
-    count = r.u8("TS count")
-    r.bytes(3, "reserved")
-    selectors = tuple(_decode_selector(r) for _ in range(count))
-    r.expect_end()
-    return cls(selectors)
+def _decode_notify(b: bytes) -> NotifyPayload:
+    if len(b) < 4:
+        raise ParseError(f"Notify payload of {len(b)} bytes, needs 4")
+    proto, spi_size, ntype = _HEAD4.unpack_from(b)
+    if 4 + spi_size > len(b):
+        raise ParseError(f"Notify payload: SPI of {spi_size} bytes, {len(b) - 4} left")
+    return NotifyPayload(ntype, b[4 + spi_size :], proto, b[4 : 4 + spi_size])
 
 
-def _decode_notify(r: Reader) -> NotifyPayload:
-    proto = r.u8("protocol id")
-    spi_size = r.u8("SPI size")
-    ntype = r.u16("notify type")
-    spi = r.bytes(spi_size, "SPI")
-    return NotifyPayload(ntype, r.rest(), proto, spi)
-
-
-def _decode_delete(r: Reader) -> DeletePayload:
-    proto = r.u8("protocol id")
-    size = r.u8("SPI size")
-    count = r.u16("SPI count")
+def _decode_delete(b: bytes) -> DeletePayload:
+    if len(b) < 4:
+        raise ParseError(f"Delete payload of {len(b)} bytes, needs 4")
+    proto, size, count = _HEAD4.unpack_from(b)
     if size == 0 and count:
         raise ParseError("Delete payload: SPIs of size 0")
-    spis = tuple(r.bytes(size, "SPI") for _ in range(count))
-    r.expect_end()
-    return DeletePayload(proto, spis)
+    if 4 + size * count != len(b):
+        raise ParseError(f"Delete payload: {count} SPIs of {size} bytes in {len(b) - 4} bytes")
+    return DeletePayload(proto, tuple(b[i : i + size] for i in range(4, len(b), size)) if size
+                         else ())
 
 
-def _nonce(data: bytes) -> NoncePayload:
+def _decode_nonce(b: bytes) -> NoncePayload:
     # RFC 7296 §3.9: "at least 128 bits in size ... MUST NOT exceed 2048 bits"
-    if not 16 <= len(data) <= 256:
-        raise ParseError(f"Nonce of {len(data)} bytes, must be 16 to 256")
-    return NoncePayload(data)
+    if not 16 <= len(b) <= 256:
+        raise ParseError(f"Nonce of {len(b)} bytes, must be 16 to 256")
+    return NoncePayload(b)
 
 
-def _ke(r: Reader) -> tuple[int, bytes]:
-    group = r.u16("DH group")
-    r.bytes(2, "reserved")
-    return group, r.rest()
+def _decode_ke(b: bytes) -> KePayload:
+    if len(b) < 4:
+        raise ParseError(f"KE payload of {len(b)} bytes, needs 4")
+    return KePayload(_U16.unpack_from(b)[0], b[4:])
 
 
-def _typed(r: Reader, field: str, reserved: int) -> tuple[int, bytes]:
-    value = r.u8(field)
-    r.bytes(reserved, "reserved")
-    return value, r.rest()
+def _typed(b: bytes, what: str, reserved: int) -> tuple[int, bytes]:
+    if len(b) < 1 + reserved:
+        raise ParseError(f"{what} payload of {len(b)} bytes, needs {1 + reserved}")
+    return b[0], b[1 + reserved :]
 
 
-_DECODERS: dict[int, Callable[[Reader], Payload]] = {
+_DECODERS: dict[int, Callable[[bytes], Payload]] = {
     PayloadType.SA: _decode_sa,
-    PayloadType.KE: lambda r: KePayload(*_ke(r)),
-    PayloadType.IDI: lambda r: IdiPayload(*_typed(r, "ID type", 3)),
-    PayloadType.IDR: lambda r: IdrPayload(*_typed(r, "ID type", 3)),
-    PayloadType.CERT: lambda r: CertPayload(*_typed(r, "cert encoding", 0)),
-    PayloadType.CERTREQ: lambda r: CertReqPayload(*_typed(r, "cert encoding", 0)),
-    PayloadType.AUTH: lambda r: AuthPayload(*_typed(r, "auth method", 3)),
-    PayloadType.NONCE: lambda r: _nonce(r.rest()),
+    PayloadType.KE: _decode_ke,
+    PayloadType.IDI: lambda b: IdiPayload(*_typed(b, "IDi", 3)),
+    PayloadType.IDR: lambda b: IdrPayload(*_typed(b, "IDr", 3)),
+    PayloadType.CERT: lambda b: CertPayload(*_typed(b, "CERT", 0)),
+    PayloadType.CERTREQ: lambda b: CertReqPayload(*_typed(b, "CERTREQ", 0)),
+    PayloadType.AUTH: lambda b: AuthPayload(*_typed(b, "AUTH", 3)),
+    PayloadType.NONCE: _decode_nonce,
     PayloadType.NOTIFY: _decode_notify,
     PayloadType.DELETE: _decode_delete,
-    PayloadType.VENDOR_ID: lambda r: VendorIdPayload(r.rest()),
-    PayloadType.TSI: lambda r: _decode_ts(r, TsiPayload),
-    PayloadType.TSR: lambda r: _decode_ts(r, TsrPayload),
+    PayloadType.VENDOR_ID: VendorIdPayload,
+    PayloadType.TSI: lambda b: _decode_ts(b, TsiPayload),
+    PayloadType.TSR: lambda b: _decode_ts(b, TsrPayload),
 }
-
-
-_NAMES = {int(t): t.name for t in PayloadType}
 
 
 def decode_payload_body(payload_type: int, body: bytes, critical: bool = False) -> Payload:
@@ -471,5 +565,5 @@ def decode_payload_body(payload_type: int, body: bytes, critical: bool = False) 
     :class:`UnknownPayload`."""
     decoder = _DECODERS.get(payload_type)
     if decoder is None:
-        return UnknownPayload(payload_type, body, critical)
-    return decoder(Reader(body, _NAMES[payload_type]))
+        return UnknownPayload(payload_type, bytes(body), critical)
+    return decoder(bytes(body) if type(body) is not bytes else body)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from secpath.crypto.registry import (
     DH_GROUPS,
@@ -85,6 +86,7 @@ def _encr(enc: Encryption) -> Transform:
     return Transform(TransformType.ENCR, enc.iana_id, attrs)
 
 
+@lru_cache(maxsize=256)
 def ike_suites(key_exchange: KeyExchange) -> tuple[IkeSuite, ...]:
     suites: list[IkeSuite] = []
     for m in key_exchange.methods:
@@ -95,6 +97,7 @@ def ike_suites(key_exchange: KeyExchange) -> tuple[IkeSuite, ...]:
     return tuple(suites)
 
 
+@lru_cache(maxsize=256)
 def _ike_transforms(s: IkeSuite) -> tuple[Transform, ...]:
     ts = [_encr(IKE_ENCRYPTION[s.encryption]),
           Transform(TransformType.PRF, IKE_INTEGRITY[s.prf].prf_iana_id)]
@@ -120,6 +123,12 @@ def ike_proposals(
 def esp_suites(
     methods: Sequence[SecurityMethod], esn: Sequence[bool], dh_group: int | None
 ) -> tuple[EspSuite, ...]:
+    return _esp_suites(tuple(methods), tuple(esn), dh_group)
+
+
+@lru_cache(maxsize=256)
+def _esp_suites(methods: tuple[SecurityMethod, ...], esn: tuple[bool, ...], dh_group: int | None
+                ) -> tuple[EspSuite, ...]:
     return tuple(
         EspSuite(m.encryption, m.integrity, dh_group, e) for m in methods for e in esn
     )
@@ -130,7 +139,14 @@ def esp_proposals(
 ) -> tuple[Proposal, ...]:
     """One ESP proposal per security method, each offering the ESN choices
     (Transform Type 5, RFC 7296 §3.3.2) and the PFS group if any."""
-    proposals: list[Proposal] = []
+    return tuple(Proposal(i + 1, ProtocolId.ESP, spi, ts) for i, ts in
+                 enumerate(_esp_transforms(tuple(methods), tuple(esn), dh_group)))
+
+
+@lru_cache(maxsize=256)
+def _esp_transforms(methods: tuple[SecurityMethod, ...], esn: tuple[bool, ...],
+                    dh_group: int | None) -> tuple[tuple[Transform, ...], ...]:
+    out: list[tuple[Transform, ...]] = []
     for m in methods:
         ts = [_encr(ESP_ENCRYPTION[m.encryption])]
         integ = ESP_INTEGRITY[m.integrity]
@@ -139,40 +155,52 @@ def esp_proposals(
         if dh_group is not None:
             ts.append(Transform(TransformType.DH, dh_group))
         ts.extend(Transform(TransformType.ESN, 1 if e else 0) for e in esn)
-        proposals.append(Proposal(len(proposals) + 1, ProtocolId.ESP, spi, tuple(ts)))
-    return tuple(proposals)
-
-
-def _offers(p: Proposal, ttype: int, tid: int, key_bits: int | None = None) -> bool:
-    return any(
-        t.type == ttype and t.id == tid and (key_bits is None or t.key_length == key_bits)
-        for t in p.transforms
-    )
-
-
-def _types(p: Proposal) -> set[int]:
-    return {t.type for t in p.transforms}
+        out.append(tuple(ts))
+    return tuple(out)
 
 
 def _encr_bits(enc: Encryption) -> int | None:
     return enc.key_bytes * 8 if enc.iana_id in (12, 20) else None
 
 
-def _ike_match(p: Proposal, s: IkeSuite) -> bool:
+_Offer = tuple[int, int, int | None]  # (transform type, ID, Key Length or None)
+
+
+def _offered(p: Proposal) -> tuple[frozenset[int], frozenset[_Offer]]:
+    """The transform types of ``p``, and what it offers: ``(type, id, None)``
+    for every transform, plus ``(type, id, key length)`` when it has one, so
+    that a wanted ``(type, id, None)`` matches any key length."""
+    items: set[_Offer] = set()
+    for t in p.transforms:
+        items.add((t.type, t.id, None))
+        if t.attributes:
+            bits = t.key_length
+            if bits is not None:
+                items.add((t.type, t.id, bits))
+    return frozenset(t.type for t in p.transforms), frozenset(items)
+
+
+@lru_cache(maxsize=256)
+def _ike_wants(s: IkeSuite) -> tuple[frozenset[int], frozenset[_Offer]]:
     enc = IKE_ENCRYPTION[s.encryption]
-    wanted = {TransformType.ENCR, TransformType.PRF, TransformType.DH}
+    types = {int(TransformType.ENCR), int(TransformType.PRF), int(TransformType.DH)}
+    wants: set[_Offer] = {
+        (TransformType.ENCR, enc.iana_id, _encr_bits(enc)),
+        (TransformType.PRF, IKE_INTEGRITY[s.prf].prf_iana_id, None),
+        (TransformType.DH, s.dh_group, None),
+    }
     if s.integrity is not None:
-        wanted.add(TransformType.INTEG)
+        types.add(TransformType.INTEG)
+        wants.add((TransformType.INTEG, IKE_INTEGRITY[s.integrity].iana_id, None))
+    return frozenset(types), frozenset(wants)
+
+
+def _ike_match(p: Proposal, s: IkeSuite,
+               offer: tuple[frozenset[int], frozenset[_Offer]] | None = None) -> bool:
+    types, items = offer or _offered(p)
+    wanted_types, wants = _ike_wants(s)
     # RFC 7296 §3.3.3: every transform type present must be matched
-    return (
-        p.protocol_id == ProtocolId.IKE
-        and _types(p) == {int(t) for t in wanted}
-        and _offers(p, TransformType.ENCR, enc.iana_id, _encr_bits(enc))
-        and _offers(p, TransformType.PRF, IKE_INTEGRITY[s.prf].prf_iana_id)
-        and (s.integrity is None
-             or _offers(p, TransformType.INTEG, IKE_INTEGRITY[s.integrity].iana_id))
-        and _offers(p, TransformType.DH, s.dh_group)
-    )
+    return p.protocol_id == ProtocolId.IKE and types == wanted_types and wants <= items
 
 
 def select_ike(
@@ -180,37 +208,50 @@ def select_ike(
 ) -> tuple[Proposal, IkeSuite] | None:
     """Our first suite that a proposal offers: the chosen proposal (one
     transform per type, as the response carries it, §2.7) and the suite."""
+    offers = [_offered(p) for p in offered]
     for s in suites:
-        for p in offered:
-            if _ike_match(p, s):
+        for p, offer in zip(offered, offers, strict=True):
+            if _ike_match(p, s, offer):
                 return Proposal(p.number, p.protocol_id, p.spi, _ike_transforms(s)), s
     return None
 
 
-def _esp_match(p: Proposal, s: EspSuite) -> bool:
+@lru_cache(maxsize=256)
+def _esp_wants(s: EspSuite) -> tuple[frozenset[int], frozenset[_Offer]]:
     enc = ESP_ENCRYPTION[s.encryption]
     integ = ESP_INTEGRITY[s.integrity]
     required = {int(TransformType.ENCR)}
+    wants: set[_Offer] = {(TransformType.ENCR, enc.iana_id, _encr_bits(enc))}
     if integ is not None:
         required.add(TransformType.INTEG)
+        wants.add((TransformType.INTEG, integ.iana_id, None))
     if s.dh_group is not None:
         required.add(TransformType.DH)
+        wants.add((TransformType.DH, s.dh_group, None))
+    return frozenset(required), frozenset(wants)
+
+
+_ESN = int(TransformType.ESN)
+
+
+def _esp_match(p: Proposal, s: EspSuite,
+               offer: tuple[frozenset[int], frozenset[_Offer]] | None = None) -> bool:
+    types, items = offer or _offered(p)
+    required, wants = _esp_wants(s)
     # RFC 7296 §3.3.3: every transform type present must be matched
-    if not required <= _types(p) <= required | {int(TransformType.ESN)}:
+    if not required <= types or not types - required <= {_ESN}:
         return False
     # RFC 7296 §3.3.2: no ESN transform means "no ESN"
-    esn_offered = {t.id for t in p.transforms if t.type == TransformType.ESN} or {0}
-    return (
-        p.protocol_id == ProtocolId.ESP
-        and len(p.spi) == 4
-        and (1 if s.esn else 0) in esn_offered
-        and _offers(p, TransformType.ENCR, enc.iana_id, _encr_bits(enc))
-        and (integ is None or _offers(p, TransformType.INTEG, integ.iana_id))
-        and (s.dh_group is None or _offers(p, TransformType.DH, s.dh_group))
-    )
+    esn_ok = (_ESN, 1 if s.esn else 0, None) in items if _ESN in types else not s.esn
+    return p.protocol_id == ProtocolId.ESP and len(p.spi) == 4 and esn_ok and wants <= items
 
 
 def esp_chosen(p: Proposal, s: EspSuite, spi: bytes) -> Proposal:
+    return Proposal(p.number, ProtocolId.ESP, spi, _esp_chosen_transforms(s))
+
+
+@lru_cache(maxsize=256)
+def _esp_chosen_transforms(s: EspSuite) -> tuple[Transform, ...]:
     enc = ESP_ENCRYPTION[s.encryption]
     integ = ESP_INTEGRITY[s.integrity]
     ts = [_encr(enc)]
@@ -219,7 +260,7 @@ def esp_chosen(p: Proposal, s: EspSuite, spi: bytes) -> Proposal:
     if s.dh_group is not None:
         ts.append(Transform(TransformType.DH, s.dh_group))
     ts.append(Transform(TransformType.ESN, 1 if s.esn else 0))
-    return Proposal(p.number, ProtocolId.ESP, spi, tuple(ts))
+    return tuple(ts)
 
 
 def select_esp(
@@ -227,9 +268,10 @@ def select_esp(
 ) -> tuple[Proposal, EspSuite] | None:
     """Our first ESP suite one of the peer's proposals offers; the returned
     proposal keeps the peer's SPI (the caller swaps in ours)."""
+    offers = [_offered(p) for p in offered]
     for s in suites:
-        for p in offered:
-            if _esp_match(p, s):
+        for p, offer in zip(offered, offers, strict=True):
+            if _esp_match(p, s, offer):
                 return esp_chosen(p, s, p.spi), s
     return None
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 from secpath.crypto.dh import DhPrivateKey
@@ -37,7 +38,7 @@ from secpath.ike.message import Header, Message, decode_message, encode_message
 from secpath.ike.payloads import NotifyPayload, Payload
 from secpath.ike.proposal import EspSuite, IkeSuite
 from secpath.ike.selectors import TrafficSelector
-from secpath.ike.state import State, lookup
+from secpath.ike.state import State, Step, lookup
 
 if TYPE_CHECKING:
     from secpath.ike.exchange_kerberos import KerberosExchange
@@ -47,6 +48,15 @@ __all__ = ["NAT_T_PORT", "ChildSa", "Context", "IkeSa", "Outstanding", "Request"
 NAT_T_PORT = 4500  # RFC 3948 §2.2
 Address = tuple[str, int]
 Rng = Callable[[int], bytes]
+
+
+@cache
+def _steps() -> dict[Step, Callable[[IkeSa, Message, float], State | None]]:
+    """The step handlers (:mod:`secpath.ike.steps` imports this module, so
+    the table is fetched on first use, once, not imported per message)."""
+    from secpath.ike.steps import STEPS
+
+    return STEPS
 
 
 class _Opener:
@@ -278,7 +288,7 @@ class IkeSa:
                 return
         opener = _Opener(self.sk_in) if self.sk_in is not None else None
         try:
-            message = decode_message(data, cast(SkCipher, opener))
+            message = decode_message(data, cast(SkCipher, opener), header=header)
         except IntegrityError:
             return  # RFC 7296 §2.21.1: silently discard
         except ParseError as exc:
@@ -314,8 +324,6 @@ class IkeSa:
         self.dispatch(message, now)
 
     def dispatch(self, message: Message, now: float) -> None:
-        from secpath.ike.steps import STEPS
-
         header = message.header
         transition = lookup(self.state, header.exchange_type, header.response)
         if transition is None:
@@ -334,7 +342,7 @@ class IkeSa:
                 self.pump(now)
                 return
         try:
-            next_state = STEPS[transition.step](self, message, now)
+            next_state = _steps()[transition.step](self, message, now)
         except RemoteError as exc:
             if not header.response:
                 self.respond(header, [NotifyPayload(exc.notify or NotifyType.INVALID_SYNTAX)])

@@ -61,14 +61,22 @@ def intersect(a: TrafficSelector, b: TrafficSelector) -> TrafficSelector | None:
         return None
     if a.protocol and b.protocol and a.protocol != b.protocol:
         return None
-    start_i = max(int(a.start), int(b.start))
-    end_i = min(int(a.end), int(b.end))
+    a_start, a_end, b_start, b_end = int(a.start), int(a.end), int(b.start), int(b.end)
+    start_i = max(a_start, b_start)
+    end_i = min(a_end, b_end)
     low = max(a.start_port, b.start_port)
     high = min(a.end_port, b.end_port)
     if start_i > end_i or low > high:
         return None
+    protocol = a.protocol or b.protocol
+    # the result is often one of the two (equal selectors, or one inside the
+    # other): return that one rather than build an equal copy
+    for ts, first, last in ((a, a_start, a_end), (b, b_start, b_end)):
+        if (first, last, ts.start_port, ts.end_port, ts.protocol) == (
+                start_i, end_i, low, high, protocol):
+            return ts
     make = ipaddress.IPv4Address if a.version == 4 else ipaddress.IPv6Address
-    return TrafficSelector(make(start_i), make(end_i), a.protocol or b.protocol, low, high)
+    return TrafficSelector(make(start_i), make(end_i), protocol, low, high)
 
 
 def is_subset(inner: Sequence[TrafficSelector], outer: Sequence[TrafficSelector]) -> bool:

@@ -76,12 +76,15 @@ TRANSITIONS: dict[tuple[State, ExchangeType, bool], Transition] = {
 }
 
 
+# the same table keyed by the Exchange Type number: no enum conversion per
+# message, and an exchange type the table does not name finds nothing
+_BY_NUMBER: dict[tuple[State, int, bool], Transition] = {
+    (state, int(exchange), response): t for (state, exchange, response), t in TRANSITIONS.items()
+}
+
+
 def lookup(state: State, exchange: int, is_response: bool) -> Transition | None:
-    try:
-        key = (state, ExchangeType(exchange), is_response)
-    except ValueError:
-        return None
-    return TRANSITIONS.get(key)
+    return _BY_NUMBER.get((state, exchange, bool(is_response)))
 
 
 def diagram() -> str:
