@@ -73,3 +73,16 @@ def test_credential_file_readers_are_total(tmp_path: Path, body: bytes, kind: st
     except KerberosError:
         return
     assert "@" in principal
+
+
+@needs_kdc
+def test_acceptor_refuses_a_token_that_asks_for_another_round(ap_req: tuple[GssapiProvider, bytes]) -> None:
+    """A changed TOK_ID (RFC 4121 §4.1: 01 00 for KRB_AP_REQ, after the
+    mechanism OID) made MIT answer "continue needed" instead of failing; the
+    acceptor must refuse rather than leave a half-made context (found by
+    Hypothesis)."""
+    acceptor_provider, token = ap_req
+    assert token[15:17] == b"\x01\x00"
+    bad = token[:15] + b"\x00" + token[16:]
+    with pytest.raises(KerberosError, match="did not establish"):
+        acceptor_provider.acceptor(BINDINGS).step(bad)

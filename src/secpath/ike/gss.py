@@ -125,8 +125,9 @@ def _pseudo_random(handle: ctypes.c_void_p, seed: bytes, length: int) -> Secret:
 class _Context:
     """One ``gssapi.SecurityContext``, GSS errors turned into KerberosError."""
 
-    def __init__(self, context: gssapi.SecurityContext) -> None:
+    def __init__(self, context: gssapi.SecurityContext, *, acceptor: bool = False) -> None:
         self._context = context
+        self._acceptor = acceptor
         self._raw: ctypes.c_void_p | None = None  # after the first PRF
         self._names: tuple[str, str] | None = None
 
@@ -164,6 +165,10 @@ class _Context:
             self._context.complete  # noqa: B018
         except g.exceptions.GSSError as exc:
             raise KerberosError(_reason(exc)) from exc
+        if self._acceptor and not self._context.complete:
+            # RFC 4121 §4.1: one AP-REQ establishes the acceptor's context; a
+            # token that asks for another round (a mangled token ID, say) is refused
+            raise KerberosError("the initiator's token did not establish a Kerberos context")
         return bytes(out) if out else None
 
     def get_mic(self, data: bytes) -> bytes:
@@ -304,7 +309,7 @@ class GssapiProvider:
         context = g.SecurityContext(
             creds=self._accept, usage="accept",
             channel_bindings=g.raw.ChannelBindings(application_data=bindings))
-        return _Context(context)
+        return _Context(context, acceptor=True)
 
 
 def _read_principal(data: bytes, pos: int, *, counted_type: bool, wide: int) -> str:
