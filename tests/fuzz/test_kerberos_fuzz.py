@@ -7,7 +7,6 @@ raise only KerberosError on any bytes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,15 +16,9 @@ from hypothesis import strategies as st
 from secpath.ike.gss import GssapiProvider, _ccache_principal, _keytab_principal
 from secpath.ike.kerberos import KerberosError
 
-from ..kdc import Kdc, kdc, needs_kdc
+from ..kdc import Kdc, needs_kdc
 
 BINDINGS = b"\x07" * 32
-
-
-@pytest.fixture(scope="module")
-def realm() -> Iterator[Kdc]:
-    with kdc() as k:
-        yield k
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ MIT KDC; failures are counted; methods are tried in the rule's order."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +17,13 @@ from secpath.ike.credentials import load_all_credentials, load_credentials
 from secpath.policy.loader import parse_policy
 from secpath.policy.model import Policy
 
-from ..kdc import Kdc, kdc, needs_kdc
+from ..kdc import Kdc, needs_kdc
 from .test_agent import Net, same_but_id, udp_packet
 
 pytestmark = needs_kdc
 
 A, B = "10.0.0.1", "10.0.0.2"
 NAMES = {A: "alpha.example", B: "beta.example"}
-
-
-@pytest.fixture(scope="module")
-def realm() -> Iterator[Kdc]:
-    with kdc() as k:
-        yield k
 
 
 def policy(me: str, peer: str, methods: list[dict[str, Any]]) -> Policy:
@@ -47,9 +40,10 @@ def policy(me: str, peer: str, methods: list[dict[str, Any]]) -> Policy:
     })
 
 
-def kerberos(realm: Kdc, me: str, peer: str, keytab: Path | None = None) -> dict[str, Any]:
+def kerberos(realm: Kdc, me: str, peer: str, keytab: Path | None = None,
+             service: str | None = None) -> dict[str, Any]:
     return {"method": "kerberos", "keytab": str(keytab or realm.host(NAMES[me])),
-            "service_principal": realm.principal(NAMES[peer])}
+            "service_principal": service or realm.principal(NAMES[peer])}
 
 
 def agent(p: Policy, seed: int) -> PolicyAgent:

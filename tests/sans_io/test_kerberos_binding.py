@@ -7,7 +7,6 @@ even with the channel bindings out of the way."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -26,18 +25,12 @@ from secpath.ike.message import decode_message, encode_message
 from secpath.ike.payloads import NotifyPayload
 from secpath.secret import Secret
 
-from ..kdc import Kdc, kdc, needs_kdc
+from ..kdc import Kdc, needs_kdc
 from .harness import A_ADDR, B_ADDR, Pair, Side, seeded_rng
 from .test_ike_handshake import check_child_pair, installed
 from .test_kerberos_handshake import A_HOST, B_HOST, kerberos_config
 
 pytestmark = needs_kdc
-
-
-@pytest.fixture(scope="module")
-def realm() -> Iterator[Kdc]:
-    with kdc() as k:
-        yield k
 
 
 @dataclass

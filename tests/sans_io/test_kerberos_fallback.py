@@ -7,10 +7,7 @@ authenticated the IKE SA and why the ones before it did not."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from typing import Any
 
-import pytest
 from rich.console import Console
 
 from secpath.agent import PolicyAgent, RuleState
@@ -18,44 +15,17 @@ from secpath.agent.status import agent_status
 from secpath.ike.config import Credentials, Timing
 from secpath.ike.credentials import load_kerberos_auth
 from secpath.monitor.view import sa_tables
-from secpath.policy.loader import parse_policy
 from secpath.policy.model import KerberosAuth, Policy
 
-from ..kdc import Kdc, kdc, needs_kdc
+from ..kdc import Kdc, needs_kdc
 from . import pki
 from .harness import credentials as cert_credentials
 from .test_agent import Net, same_but_id, udp_packet
+from .test_kerberos_agent import NAMES, A, B, kerberos, policy
 
 pytestmark = needs_kdc
 
-A, B = "10.0.0.1", "10.0.0.2"
-NAMES = {A: "alpha.example", B: "beta.example"}
 CERT = {"method": "certificate", "ca": "/nonexistent/ca.pem"}
-
-
-@pytest.fixture(scope="module")
-def realm() -> Iterator[Kdc]:
-    with kdc() as k:
-        yield k
-
-
-def policy(me: str, peer: str, methods: list[dict[str, Any]]) -> Policy:
-    return parse_policy({
-        "policy": {"name": f"host {me}"},
-        "local": {"addresses": [me]},
-        "key_exchange": {"method": [{"integrity": "sha256", "encryption": "aes128gcm",
-                                     "dh_group": 19}]},
-        "filter_list": [{"name": "path", "filter": [{"source": "me", "destination": peer}]}],
-        "filter_action": [{"name": "act", "behavior": "negotiate",
-                           "security_method": [{"encryption": "aes128gcm"}]}],
-        "rule": [{"name": "path", "filter_list": "path", "filter_action": "act",
-                  "authentication": methods}],
-    })
-
-
-def kerberos(realm: Kdc, me: str, peer: str, service: str | None = None) -> dict[str, Any]:
-    return {"method": "kerberos", "keytab": str(realm.host(NAMES[me])),
-            "service_principal": service or realm.principal(NAMES[peer])}
 
 
 def agent(p: Policy, me: str, seed: int) -> PolicyAgent:

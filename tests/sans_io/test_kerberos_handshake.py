@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from secpath.ike.auth import AUTHENTICATION_FAILED
 from secpath.ike.config import Credentials, IkeConfig
@@ -35,19 +32,13 @@ from secpath.policy.model import (
 )
 from secpath.secret import Secret
 
-from ..kdc import Kdc, kdc, needs_kdc
+from ..kdc import Kdc, needs_kdc
 from .harness import A_ADDR, B_ADDR, SUITES, Pair, Side, seeded_rng
 from .test_ike_handshake import check_child_pair, installed
 
 pytestmark = needs_kdc
 
 A_HOST, B_HOST = "alpha.example", "beta.example"
-
-
-@pytest.fixture(scope="module")
-def realm() -> Iterator[Kdc]:
-    with kdc() as k:
-        yield k
 
 
 def kerberos_config(me: str, peer: str, creds: KerberosCredentials, *,

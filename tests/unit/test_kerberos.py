@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import builtins
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from secpath.ike.kerberos import (
     target_principal,
 )
 
-from ..kdc import Kdc, kdc, needs_kdc
+from ..kdc import Kdc, needs_kdc
 
 
 class _Provider:
@@ -126,12 +125,6 @@ def test_credential_files_that_are_not_kerberos(tmp_path: Path) -> None:
         gss.GssapiProvider(keytab=truncated).principal  # noqa: B018
     with pytest.raises(KerberosError, match="cannot read"):
         gss.GssapiProvider(keytab=tmp_path / "missing").principal  # noqa: B018
-
-
-@pytest.fixture(scope="module")
-def realm() -> Iterator[Kdc]:
-    with kdc() as k:
-        yield k
 
 
 @needs_kdc

@@ -30,18 +30,12 @@ from secpath.policy.loader import parse_policy
 from secpath.policy.model import KerberosAuth, Policy
 from secpath.secret import Secret
 
-from ..kdc import Kdc, kdc, needs_kdc
+from ..kdc import Kdc, needs_kdc
 
 pytestmark = needs_kdc
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 PSK = Secret(b"the other peer's shared secret, long enough")
-
-
-@pytest.fixture(scope="module")
-def realm() -> Iterator[Kdc]:
-    with kdc() as k:
-        yield k
 
 
 class GatedKdc:
