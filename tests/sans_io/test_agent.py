@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -85,8 +86,11 @@ def same_but_id(packet: bytes) -> bytes:
 class Net:
     """Carries what each agent transmits to the other; counts what it sees."""
 
-    def __init__(self, agents: dict[str, PolicyAgent]) -> None:
+    def __init__(self, agents: dict[str, PolicyAgent],
+                 drop: Callable[[Outgoing], bool] = lambda out: False) -> None:
         self.agents = agents
+        self.drop = drop  # loses what it says (and counts it in ``lost``)
+        self.lost = 0
         self.now = 0.0
         self.seen: list[tuple[str, Outgoing]] = []
         self.delivered: dict[str, list[bytes]] = {name: [] for name in agents}
@@ -98,6 +102,9 @@ class Net:
                 for out in ag.transmit():
                     moved = True
                     self.seen.append((name, out))
+                    if self.drop(out):
+                        self.lost += 1
+                        continue
                     dst = self.agents[out.destination[0]]
                     if out.source_port:
                         dst.receive_datagram(out.data, (name, out.source_port), out.destination[1], self.now)
