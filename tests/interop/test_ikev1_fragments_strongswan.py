@@ -7,13 +7,12 @@ quick-mode SAs."""
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from secpath.ike.events import ChildSaInstalled, IkeSaEstablished
+from secpath.ike.events import ChildSaInstalled
 from secpath.ike.v1.fragments import FRAGMENT_PAYLOAD
 from tests.interop.test_ikev1_strongswan import (
     ME,
@@ -24,7 +23,6 @@ from tests.interop.test_ikev1_strongswan import (
     _certificates,
     config,
     sw_conf,
-    swanctl_async,
 )
 from tests.netns import namespaces, needs_root, run_in, veth
 from tests.strongswan import Charon, needs_strongswan
@@ -65,14 +63,7 @@ def test_main_mode_in_fragments_with_strongswan(lab: tuple[str, Charon], fragmen
     cfg = dataclasses.replace(config(ike, esp, creds=creds), fragment_size=OUR_FRAGMENT_SIZE)
     host = Host(me_ns, cfg)
     try:
-        if secpath_initiates:
-            host.engine.initiate("net", time.time())
-        else:
-            proc = swanctl_async(sw, "--initiate", "--child", "net")
-        host.pump(lambda: bool(host.of(ChildSaInstalled)), log=sw.log)
-        if not secpath_initiates:
-            proc.wait(timeout=20)
-        (est,) = host.of(IkeSaEstablished)
+        est = host.establish(sw, secpath_initiates)
         assert est.remote_id == SW
         host.ping(host.of(ChildSaInstalled)[0], 61)
         log = sw.log.read_text(errors="replace")

@@ -148,6 +148,19 @@ class Host(EngineHost[IkeV1Engine]):
         super().__init__(ns, IkeV1Engine([cfg], os.urandom, local_address=address), address)
         self.esp: dict[int, SecurityAssociation] = {}
 
+    def establish(self, sw: Charon, secpath_initiates: bool) -> IkeSaEstablished:
+        """Main mode + quick mode for the child ``net``, started by us or by
+        strongSwan (swanctl --initiate); the one IKE SA that came up."""
+        if secpath_initiates:
+            self.engine.initiate("net", time.time())
+            self.pump(lambda: bool(self.of(ChildSaInstalled)), log=sw.log)
+        else:
+            proc = swanctl_async(sw, "--initiate", "--child", "net")
+            self.pump(lambda: bool(self.of(ChildSaInstalled)), log=sw.log)
+            proc.wait(timeout=20)
+        (est,) = self.of(IkeSaEstablished)
+        return est
+
     def sa(self, p: EspSaParameters) -> SecurityAssociation:
         if p.spi not in self.esp:
             self.esp[p.spi] = SecurityAssociation(
@@ -235,10 +248,7 @@ def test_strongswan_initiates_to_secpath(lab: tuple[str, Charon], suite: str) ->
     sw.load(sw_conf(sw_ike, sw_esp))
     host = Host(me_ns, config(ike, esp, pfs=True))
     try:
-        proc = swanctl_async(sw, "--initiate", "--child", "net")
-        host.pump(lambda: bool(host.of(ChildSaInstalled)), log=sw.log)
-        proc.wait(timeout=20)
-        (est,) = host.of(IkeSaEstablished)
+        est = host.establish(sw, secpath_initiates=False)
         assert not est.initiator and est.remote_id == "sw.test"
         (child,) = host.of(ChildSaInstalled)
         host.ping(child, 7)
@@ -360,14 +370,7 @@ def test_certificates_with_strongswan(lab: tuple[str, Charon], secpath_initiates
     assert cfg.local_id == Identity.parse(ME)
     host = Host(me_ns, cfg)
     try:
-        if secpath_initiates:
-            host.engine.initiate("net", time.time())
-        else:
-            proc = swanctl_async(sw, "--initiate", "--child", "net")
-        host.pump(lambda: bool(host.of(ChildSaInstalled)), log=sw.log)
-        if not secpath_initiates:
-            proc.wait(timeout=20)
-        (est,) = host.of(IkeSaEstablished)
+        est = host.establish(sw, secpath_initiates)
         assert est.remote_id == SW and est.initiator is secpath_initiates
         host.ping(host.of(ChildSaInstalled)[0], 51)
         log = sw.log.read_text(errors="replace")
@@ -443,10 +446,7 @@ def test_strongswan_behind_a_real_nat_initiates_to_secpath(tmp_path: Path) -> No
             # the peer is known by its translated address (the NAT box's)
             host = Host(ns["v1rme"], config(ike, esp))
             try:
-                proc = swanctl_async(sw, "--initiate", "--child", "net")
-                host.pump(lambda: bool(host.of(ChildSaInstalled)), log=sw.log)
-                proc.wait(timeout=20)
-                (est,) = host.of(IkeSaEstablished)
+                est = host.establish(sw, secpath_initiates=False)
                 assert est.nat_remote and not est.initiator
                 assert est.peer[0] == SW and est.peer[1] != 500
                 (child,) = host.of(ChildSaInstalled)
