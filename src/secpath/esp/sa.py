@@ -58,12 +58,12 @@ _V4_ESP = struct.Struct("!BBHHHBBH4s4sII")
 _V4_ESP_IV = struct.Struct("!BBHHHHH8sIIQ")
 _V4_UDP_IV = struct.Struct("!BBHHHHH4s4sHHHHIIQ")
 # The fast paths call these bound methods (one global load each).
-# The inner IPv4 header's version/IHL, TOS, total length and flags octet;
-# struct.error below 20 octets.
-_inner_v4_head = struct.Struct("!BBH2xB13x").unpack_from
-# an outer IPv4 header without options (first word, total length, flags and
-# fragment offset, protocol), the ESP header and the 8-octet IV
-_outer_v4_esp = struct.Struct("!HH2xHxB10xIIQ").unpack_from
+# The inner IPv4 header's version/IHL, TOS, total length and flags/fragment
+# offset; struct.error below 20 octets.
+_inner_v4_head = struct.Struct("!BBH2xH12x").unpack_from
+# an outer IPv4 header without options (first word, total length; flags,
+# fragment offset, TTL and protocol as one word), the ESP header and the IV
+_outer_v4_esp = struct.Struct("!HH2xI10xIIQ").unpack_from
 _inner_v4_length = struct.Struct("!BxH").unpack_from  # version/IHL, total length
 _nonce = struct.Struct("!4sQ").pack  # salt || IV (RFC 4106 §4, RFC 7634 §2)
 _aad = _II.pack  # SPI || sequence number (RFC 4106 §5, RFC 7634 §2.2)
@@ -276,13 +276,13 @@ class SecurityAssociation(SaAccounting):
             except struct.error:  # not even an IPv4 header
                 return self._encapsulate(packet, seq, n)
             if version >> 4 == 4 and length == n:
-                if tos & 3 == CE:
+                if tos & 3 == 3:
                     tos ^= 1  # RFC 6040 §4.1: CE is copied as ECT(0)
                 trailer, trailer_len = _V4_AEAD_TRAILERS[n & 3]
                 plain_len = n + trailer_len
                 total = plain_len + _V4_AEAD_OVERHEAD
                 ident = seq & 0xFFFF  # RFC 6864 §4.1: unique enough
-                flags = (flags & 0x40) << 8  # DF copied (RFC 4301 §8.1)
+                flags &= 0x4000  # DF copied (RFC 4301 §8.1)
                 self._seq_out = seq
                 wire = _v4_esp_iv(
                     0x45, tos, total, ident, flags, self._ttl_proto,
@@ -395,16 +395,16 @@ class SecurityAssociation(SaAccounting):
         """
         n = len(packet)
         # The hot path: a tunnel-mode AEAD SA without ESN, an outer IPv4
-        # header without options, ECN or fragmentation, ESP (not in UDP), the
-        # next sequence number in the same window block (RFC 6479 §2), an
-        # IPv4 packet inside without TFC padding.  The replay check before
-        # the ICV (RFC 4303 §3.4.3) is ``top < seq``.
+        # header without options, ECN or fragmentation, as long as the buffer,
+        # ESP (not in UDP), a sequence number above the window (RFC 4303
+        # §3.4.3: checked before the ICV), an IPv4 packet inside without TFC
+        # padding.
         if n >= self._fast_in_min:
-            first, end, fragment, proto, spi, seq, iv = _outer_v4_esp(packet)
+            first, end, fragment_proto, spi, seq, iv = _outer_v4_esp(packet)
             replay = self._replay
             top = replay.top
-            if (first & 0xFF03 == 0x4500 and not fragment & 0x3FFF and proto == IPPROTO_ESP
-                    and spi == self.spi and top < seq and _V4_AEAD_MIN <= end <= n):
+            if (first & 0xFF03 == 0x4500 and fragment_proto & 0x3FFF00FF == IPPROTO_ESP
+                    and end == n and spi == self.spi and top < seq):
                 try:
                     plain = self._aead_decrypt(  # type: ignore[misc]
                         _nonce(self._aead_salt, iv), packet[36:end], packet[20:28])
@@ -414,13 +414,13 @@ class SecurityAssociation(SaAccounting):
                     raise drop from None
                 # RFC 4303 §2.4: the padding is 1, 2, 3, ...; Next Header IPv4
                 pad = plain[-2]
-                length = len(plain)
+                length = n - _V4_AEAD_OVERHEAD  # len(plain), since end == n
                 payload_end = length - 2 - pad
                 version, inner_length = _inner_v4_length(plain)
                 if (plain.endswith(_V4_TRAILERS[pad]) and version >> 4 == 4
                         and inner_length == payload_end >= 20):
                     # RFC 4303 §3.4.3: the window moves once the ICV verified
-                    if seq >> 6 == top >> 6:
+                    if seq ^ top < 64:  # the same block (RFC 6479 §2)
                         replay.blocks[(seq >> 6) & replay.index_mask] |= 1 << (seq & 63)
                         replay.top = seq
                     else:
