@@ -133,6 +133,17 @@ def test_leaving_the_fast_path_after_the_icv(plaintext: bytes) -> None:
     assert fast.replay_window.top == general.replay_window.top
 
 
+def test_bytes_after_the_outer_packet() -> None:
+    # a buffer longer than the IPv4 total length (link-layer padding): the
+    # general path reads the length from the header
+    sender = SecurityAssociation(0x1000, "aes128gcm16", KEY, tunnel=TUNNEL)
+    fast, general = pair()
+    for seq in range(1, 4):
+        wire = sender.encapsulate(ipv4(bytes(seq * 10))) + bytes(seq)
+        assert outcome(fast, wire) == outcome(general, wire) == ipv4(bytes(seq * 10))
+    assert fast.counters == general.counters
+
+
 def test_buffers_other_than_bytes() -> None:
     sender = SecurityAssociation(0x1000, "aes128gcm16", KEY, tunnel=TUNNEL)
     fast, _ = pair()
