@@ -48,7 +48,9 @@ class ReplayWindow:
         count = 1
         while count * _BLOCK_BITS < size + _BLOCK_BITS:
             count <<= 1  # a power of two: the ring index is a mask
-        self.blocks = [0] * count if size else []
+        # size 0 keeps one block nobody reads, so that the SA's inlined
+        # in-order update needs no size check
+        self.blocks = [0] * count
         self.index_mask = count - 1
 
     def infer(self, seq_low: int) -> int:

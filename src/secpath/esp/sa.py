@@ -15,19 +15,15 @@ from cryptography.exceptions import InvalidTag
 
 from secpath.errors import LocalError
 from secpath.esp import ip as _ip
+from secpath.esp.accounting import OCTETS_SHIFT, SaAccounting
 from secpath.esp.errors import (
-    DecryptError,
     DummyPacket,
-    EcnError,
     EspDrop,
     EspParseError,
     IntegrityError,
-    LifetimeExpiredError,
     NatKeepalive,
     NonEspMarker,
     PaddingError,
-    ReplayError,
-    SequenceOverflowError,
     UnknownSpiError,
 )
 from secpath.esp.ip import (
@@ -38,13 +34,7 @@ from secpath.esp.ip import (
     IPPROTO_NONE,
     IPPROTO_UDP,
 )
-from secpath.esp.lifetime import (
-    EspCounters,
-    HardLifetimeExpired,
-    Lifetime,
-    SaEvent,
-    SoftLifetimeExpired,
-)
+from secpath.esp.lifetime import Lifetime
 from secpath.esp.modes import (
     ecn_decapsulate_packet,
     inner_packet,
@@ -63,28 +53,39 @@ Mode = Literal["tunnel", "transport"]
 _H = struct.Struct("!H")
 _II = struct.Struct("!II")
 _V4_ESP = struct.Struct("!BBHHHBBH4s4sII")
-# outer IPv4 (TTL and protocol as one word), ESP header, 8-octet IV
-_V4_ESP_IV = struct.Struct("!BBHHHHH4s4sIIQ")
+# outer IPv4 (TTL and protocol as one word, both addresses as one field),
+# ESP header, 8-octet IV
+_V4_ESP_IV = struct.Struct("!BBHHHHH8sIIQ")
 _V4_UDP_IV = struct.Struct("!BBHHHHH4s4sHHHHIIQ")
+# The fast paths call these bound methods (one global load each).
+# The inner IPv4 header's version/IHL, TOS, total length and flags/fragment
+# offset; struct.error below 20 octets.
+_inner_v4_head = struct.Struct("!BBH2xH12x").unpack_from
+# an outer IPv4 header without options (first word, total length; flags,
+# fragment offset, TTL and protocol as one word), the ESP header and the IV
+_outer_v4_esp = struct.Struct("!HH2xI10xIIQ").unpack_from
+_inner_v4_length = struct.Struct("!BxH").unpack_from  # version/IHL, total length
+_nonce = struct.Struct("!4sQ").pack  # salt || IV (RFC 4106 §4, RFC 7634 §2)
+_aad = _II.pack  # SPI || sequence number (RFC 4106 §5, RFC 7634 §2.2)
+_v4_esp_iv = _V4_ESP_IV.pack
+# the fast paths' outer IPv4 + ESP header + IV + ICV, and the shortest outer
+# packet they take: an IPv4 header inside, Pad Length and Next Header
+_V4_AEAD_OVERHEAD: Final = 20 + 8 + 8 + 16
+_V4_AEAD_MIN: Final = _V4_AEAD_OVERHEAD + 20 + 2
+_NEVER: Final = 1 << 64  # a limit no packet count or length reaches
 _V4_UDP = struct.Struct("!BBHHHBBH4s4sHHHHII")
 _V6_ESP = struct.Struct("!IHBB16s16sII")
 _V6_UDP = struct.Struct("!IHBB16s16sHHHHII")
-_UNLIMITED: Final = 1 << 62
 _DEFAULT_TTL: Final = 64  # RFC 4301 §5.1.2.1: the outer TTL is constructed
 # RFC 4303 §2.4: padding octets are 1, 2, 3, ...; Pad Length follows them
 _PADDING: Final = tuple(bytes(range(1, n + 1)) + bytes((n,)) for n in range(256))
-_DROP_COUNTERS: Final[dict[type[EspDrop], str]] = {
-    EspParseError: "parse_errors",
-    UnknownSpiError: "unknown_spi",
-    ReplayError: "replays",
-    IntegrityError: "integrity_failures",
-    PaddingError: "bad_padding",
-    DecryptError: "decrypt_failures",
-    EcnError: "ecn_drops",
-    NatKeepalive: "nat_keepalives",
-    NonEspMarker: "non_esp",
-    DummyPacket: "dummy_packets",
-}
+# every valid trailer of an IPv4 packet, by Pad Length
+_V4_TRAILERS: Final = tuple(padding + bytes((IPPROTO_IPV4,)) for padding in _PADDING)
+# an AEAD's 4-octet alignment (RFC 4106 §3.2): trailer and its length, by
+# the packet length modulo 4
+_V4_AEAD_TRAILERS: Final = tuple(
+    (_V4_TRAILERS[(-r - 2) & 3], ((-r - 2) & 3) + 2) for r in range(4)
+)
 
 
 def _trailers(next_header: int, align: int) -> tuple[bytes, ...]:
@@ -92,7 +93,7 @@ def _trailers(next_header: int, align: int) -> tuple[bytes, ...]:
     return tuple(_PADDING[n] + bytes((next_header,)) for n in range(align))
 
 
-class SecurityAssociation:
+class SecurityAssociation(SaAccounting):
     """One ESP SA (RFC 4303), keyed from IKEv2 KEYMAT (RFC 7296 §2.17).
 
     ``transform`` is a strongSwan ESP proposal name (see
@@ -106,15 +107,11 @@ class SecurityAssociation:
     """
 
     __slots__ = (
-        "_aead", "_aead_decrypt", "_aead_encrypt", "_aead_salt", "_align_mask",
-        "_authenticated_overhead", "_bytes_in", "_bytes_out", "_closed_in", "_closed_out",
-        "_drops", "_events", "_fast_overhead", "_fast_v4", "_lifetime", "_lifetime_refusals",
-        "_limit_bytes_in", "_limit_bytes_out", "_limit_packets_in", "_limit_packets_out",
-        "_outer", "_overhead", "_packets_in", "_plain_in", "_plain_out", "_replay", "_seq_limit",
-        "_seq_max", "_seq_out", "_soft_reported", "_sum", "_trailer_v4", "_trailer_v6",
-        "_transform", "_transport_trailers", "_ttl", "_ttl_proto", "_tunnel_dst", "_tunnel_mode",
-        "_tunnel_src", "_udp", "_udp_ports", "_v6_udp_checksum", "esn", "mode", "spi",
-        "transform", "tunnel", "udp_encapsulation",
+        "_aead", "_aead_decrypt", "_aead_encrypt", "_aead_salt", "_align_mask", "_fast_in_min",
+        "_fast_out_until", "_fast_overhead", "_fast_v4", "_outer", "_overhead", "_replay", "_sum",
+        "_trailer_v4", "_trailer_v6", "_transform", "_transport_trailers", "_ttl", "_ttl_proto",
+        "_tunnel_addresses", "_tunnel_dst", "_tunnel_mode", "_tunnel_src", "_udp", "_udp_ports",
+        "_v6_udp_checksum", "esn", "mode", "transform", "tunnel", "udp_encapsulation",
     )
 
     def __init__(
@@ -141,7 +138,6 @@ class SecurityAssociation:
             raise LocalError("replay_window must be >= 0 (0 disables anti-replay)")
         if not 1 <= ttl <= 255:
             raise LocalError("ttl must be 1..255")
-        self.spi = spi
         self.transform = transform
         self.mode = mode
         self.tunnel = tunnel
@@ -160,17 +156,14 @@ class SecurityAssociation:
         if isinstance(t, AeadTransform):
             self._aead_encrypt, self._aead_decrypt, self._aead_salt = t.primitives()
         self._overhead = 8 + t.iv_bytes + t.icv_bytes  # ESP header, IV, ICV (RFC 4303 §2)
-        self._authenticated_overhead = 8 + t.iv_bytes
+        self._init_accounting(spi, lifetime, seq_max=(1 << 64) - 1 if esn else (1 << 32) - 1,
+                              confidential=t.confidential, authenticated_overhead=8 + t.iv_bytes)
         self._align_mask = t.align - 1
         self._trailer_v4 = _trailers(IPPROTO_IPV4, t.align)
         self._trailer_v6 = _trailers(IPPROTO_IPV6, t.align)
         self._transport_trailers: dict[int, tuple[bytes, ...]] = {}
         self._ttl = ttl
         self._replay = ReplayWindow(replay_window, esn=esn)
-        self._seq_out = 0
-        # RFC 4303 §3.3.3: the counter never cycles; the SA must be rekeyed
-        self._seq_max = (1 << 64) - 1 if esn else (1 << 32) - 1
-        self._seq_limit = self._seq_max
 
         if udp_encapsulation is not None:
             sport, dport = udp_encapsulation
@@ -180,7 +173,7 @@ class SecurityAssociation:
         self._udp_ports = udp_encapsulation or (0, 0)
 
         self._tunnel_mode = mode == "tunnel"
-        self._tunnel_src = self._tunnel_dst = b""
+        self._tunnel_src = self._tunnel_dst = self._tunnel_addresses = b""
         self._sum = self._ttl_proto = 0
         self._v6_udp_checksum = False
         if self._tunnel_mode:
@@ -190,16 +183,18 @@ class SecurityAssociation:
         # the hot path: AEAD, 32-bit sequence numbers, IPv4 in an IPv4 tunnel
         self._fast_v4 = self._aead and self._tunnel_mode and len(self._tunnel_src) == 4
         self._fast_overhead = 20 + (8 if self._udp else 0) + self._overhead + 2
+        self._fast_out_until = self._fast_in_min = 0
+        self._set_fast_limits()
 
-        self._lifetime = lifetime or Lifetime()
-        self._limit_packets_out, self._limit_bytes_out = self._first_limits()
-        self._limit_packets_in, self._limit_bytes_in = self._first_limits()
-        self._closed_out = self._closed_in = False
-        self._events: list[SaEvent] = []
-        self._soft_reported: set[str] = set()
-        self._drops = dict.fromkeys(_DROP_COUNTERS.values(), 0)
-        self._packets_in = self._bytes_in = self._bytes_out = 0
-        self._plain_in = self._plain_out = self._lifetime_refusals = 0
+    def _set_fast_limits(self) -> None:
+        """Who takes the fast paths of :meth:`encapsulate` and
+        :meth:`decapsulate`: folds the SA's kind, the sequence number and
+        packet limits and a hard lifetime passed into one number each."""
+        fast_out = self._fast_v4 and not self._udp
+        self._fast_out_until = (min(self._seq_limit + 1, self._limit_packets_out)
+                                if fast_out else 0)
+        fast_in = self._aead and self._tunnel_mode and not self._closed_in
+        self._fast_in_min = _V4_AEAD_MIN if fast_in else _NEVER
 
     def _setup_tunnel(self, tunnel: tuple[str, str] | None) -> None:
         if tunnel is None:
@@ -211,6 +206,7 @@ class SecurityAssociation:
         if len(src) != len(dst):
             raise LocalError(f"tunnel endpoints {tunnel} mix IPv4 and IPv6")
         self._tunnel_src, self._tunnel_dst = src, dst
+        self._tunnel_addresses = src + dst
         if len(src) == 4:
             proto = IPPROTO_UDP if self._udp else IPPROTO_ESP
             self._ttl_proto = self._ttl << 8 | proto
@@ -269,12 +265,44 @@ class SecurityAssociation:
         :class:`~secpath.errors.LocalError` for a packet that is not IP.
         """
         seq = self._seq_out + 1
+        n = len(packet)
+        # The hot path: AEAD, 32-bit sequence numbers, IPv4 in an IPv4 tunnel
+        # without UDP, below every limit (see _set_fast_limits).  One struct
+        # for the outer IPv4 header (RFC 4301 §5.1.2.1), ESP header and IV
+        # (RFC 4106 §3.1: the IV is the sequence number).
+        if seq < self._fast_out_until:
+            try:
+                version, tos, length, flags = _inner_v4_head(packet)
+            except struct.error:  # not even an IPv4 header
+                return self._encapsulate(packet, seq, n)
+            if version >> 4 == 4 and length == n:
+                if tos & 3 == 3:
+                    tos ^= 1  # RFC 6040 §4.1: CE is copied as ECT(0)
+                trailer, trailer_len = _V4_AEAD_TRAILERS[n & 3]
+                plain_len = n + trailer_len
+                total = plain_len + _V4_AEAD_OVERHEAD
+                ident = seq & 0xFFFF  # RFC 6864 §4.1: unique enough
+                flags &= 0x4000  # DF copied (RFC 4301 §8.1)
+                self._seq_out = seq
+                wire = _v4_esp_iv(
+                    0x45, tos, total, ident, flags, self._ttl_proto,
+                    # RFC 1071: the ones' complement sum is the plain sum modulo 0xFFFF
+                    0xFFFF - (self._sum + tos + total + ident + flags) % 0xFFFF,
+                    self._tunnel_addresses, self.spi, seq, seq,
+                ) + self._aead_encrypt(  # type: ignore[misc]
+                    _nonce(self._aead_salt, seq), packet + trailer, _aad(self.spi, seq))
+                octets = self._octets_out + (n << OCTETS_SHIFT) + plain_len
+                self._octets_out = octets
+                if octets >= self._limit_octets_out:
+                    self._lifetime_passed("outbound")
+                return wire
+        return self._encapsulate(packet, seq, n)
+
+    def _encapsulate(self, packet: bytes, seq: int, n: int) -> bytes:
         if seq > self._seq_limit:  # 0 once the hard lifetime passed
             self._refuse_outbound()
-        n = len(packet)
         if self._fast_v4 and n >= 20 and packet[0] >> 4 == 4 and packet[2] << 8 | packet[3] == n:
-            # tunnel mode, AEAD, IPv4 in IPv4: one struct for the outer IPv4
-            # header (RFC 4301 §5.1.2.1), ESP header and IV (RFC 4106 §3.1)
+            # the rest of AEAD IPv4 in IPv4: UDP, or the last packet before a limit
             tos = packet[1]
             if tos & 3 == CE:
                 tos ^= 1  # RFC 6040 §4.1: CE is copied as ECT(0)
@@ -283,7 +311,6 @@ class SecurityAssociation:
             total = self._fast_overhead + n + pad
             ident = seq & 0xFFFF
             flags = (packet[6] & 0x40) << 8  # DF copied (RFC 4301 §8.1)
-            # RFC 1071: the ones' complement sum is the plain sum modulo 0xFFFF
             header_checksum = 0xFFFF - (self._sum + tos + total + ident + flags) % 0xFFFF
             self._seq_out = seq
             if self._udp:
@@ -291,13 +318,13 @@ class SecurityAssociation:
                 prefix = _V4_UDP_IV.pack(
                     0x45, tos, total, ident, flags, self._ttl_proto, header_checksum,
                     self._tunnel_src, self._tunnel_dst, sport, dport, total - 20, 0, self.spi,
-                    seq & 0xFFFFFFFF, seq)
+                    seq, seq)
             else:
                 prefix = _V4_ESP_IV.pack(
                     0x45, tos, total, ident, flags, self._ttl_proto, header_checksum,
-                    self._tunnel_src, self._tunnel_dst, self.spi, seq & 0xFFFFFFFF, seq)
+                    self._tunnel_addresses, self.spi, seq, seq)
             wire = prefix + self._aead_encrypt(  # type: ignore[misc]
-                self._aead_salt + prefix[-8:], plaintext, prefix[-16:-8])
+                _nonce(self._aead_salt, seq), plaintext, _aad(self.spi, seq))
         elif self._tunnel_mode:
             version = packet[0] >> 4 if n else 0
             if version == 4 and n >= 20 and packet[2] << 8 | packet[3] == n:
@@ -322,19 +349,10 @@ class SecurityAssociation:
         else:
             wire, plaintext = self._encapsulate_transport(packet, seq)
         # packets sent == the sequence number (RFC 4303 §3.3.3: it starts at 1)
-        self._bytes_out += n
-        self._plain_out += len(plaintext)
-        if seq >= self._limit_packets_out or self._bytes_out >= self._limit_bytes_out:
+        self._octets_out += (n << OCTETS_SHIFT) + len(plaintext)
+        if seq >= self._limit_packets_out or self._octets_out >= self._limit_octets_out:
             self._lifetime_passed("outbound")
         return wire
-
-    def _refuse_outbound(self) -> None:
-        if self._closed_out:
-            self._lifetime_refusals += 1
-            raise LifetimeExpiredError(f"SA 0x{self.spi:08x} outbound: hard lifetime passed")
-        raise SequenceOverflowError(
-            f"SA 0x{self.spi:08x}: sequence number space exhausted, rekey"
-        )
 
     def _encapsulate_transport(self, packet: bytes, seq: int) -> tuple[bytes, bytes]:
         # RFC 4303 §3.1.1: ESP goes after the IP header (and the IPv6
@@ -375,9 +393,51 @@ class SecurityAssociation:
         packet it refuses, :class:`LifetimeExpiredError` past the hard
         lifetime.
         """
+        n = len(packet)
+        # The hot path: a tunnel-mode AEAD SA without ESN, an outer IPv4
+        # header without options, ECN or fragmentation, as long as the buffer,
+        # ESP (not in UDP), a sequence number above the window (RFC 4303
+        # §3.4.3: checked before the ICV), an IPv4 packet inside without TFC
+        # padding.
+        if n >= self._fast_in_min:
+            first, end, fragment_proto, spi, seq, iv = _outer_v4_esp(packet)
+            replay = self._replay
+            top = replay.top
+            if (first & 0xFF03 == 0x4500 and fragment_proto & 0x3FFF00FF == IPPROTO_ESP
+                    and end == n and spi == self.spi and top < seq):
+                try:
+                    plain = self._aead_decrypt(  # type: ignore[misc]
+                        _nonce(self._aead_salt, iv), packet[36:end], packet[20:28])
+                except InvalidTag:
+                    drop = IntegrityError(f"{self.transform}: ICV mismatch")
+                    self._count_drop(drop)
+                    raise drop from None
+                # RFC 4303 §2.4: the padding is 1, 2, 3, ...; Next Header IPv4
+                pad = plain[-2]
+                length = n - _V4_AEAD_OVERHEAD  # len(plain), since end == n
+                payload_end = length - 2 - pad
+                version, inner_length = _inner_v4_length(plain)
+                if (plain.endswith(_V4_TRAILERS[pad]) and version >> 4 == 4
+                        and inner_length == payload_end >= 20):
+                    # RFC 4303 §3.4.3: the window moves once the ICV verified
+                    if seq ^ top < 64:  # the same block (RFC 6479 §2)
+                        replay.blocks[(seq >> 6) & replay.index_mask] |= 1 << (seq & 63)
+                        replay.top = seq
+                    else:
+                        replay.update(seq)
+                    packets = self._packets_in + 1
+                    self._packets_in = packets
+                    octets = self._octets_in + (payload_end << OCTETS_SHIFT) + length
+                    self._octets_in = octets
+                    if packets >= self._limit_packets_in or octets >= self._limit_octets_in:
+                        self._lifetime_passed("inbound")
+                    return plain[:payload_end]
+                return self._accept(packet, plain, seq, 20, 9, 4, 0, False)
+        return self._decapsulate(packet)
+
+    def _decapsulate(self, packet: bytes) -> bytes:
         if self._closed_in:
-            self._lifetime_refusals += 1
-            raise LifetimeExpiredError(f"SA 0x{self.spi:08x} inbound: hard lifetime passed")
+            self._refuse_inbound()
         if type(packet) is not bytes:
             packet = bytes(packet)
         try:
@@ -427,8 +487,20 @@ class SecurityAssociation:
                     raise IntegrityError(f"{self.transform}: ICV mismatch") from None
             else:
                 plain = self._transform.open(packet, start, end, seq)
+        except EspDrop as drop:
+            self._count_drop(drop)
+            raise
+        return self._accept(packet, plain, seq, start, proto_at, version, outer_tos, udp)
+
+    def _accept(self, packet: bytes, plain: bytes, seq: int, start: int, proto_at: int,
+                version: int, outer_tos: int, udp: bool) -> bytes:
+        """The rest of :meth:`decapsulate` once the ICV of the ESP packet at
+        ``start`` verified (``plain`` is its decrypted payload): the window,
+        the padding, the inner or rebuilt packet, the counters."""
+        try:
             # RFC 4303 §3.4.3: the window moves only after the ICV verified;
             # inline for the usual next-in-the-same-block case (RFC 6479 §2)
+            replay = self._replay
             top = replay.top
             if replay.size and seq > top and seq >> 6 == top >> 6:
                 replay.blocks[(seq >> 6) & replay.index_mask] |= 1 << (seq & 63)
@@ -456,48 +528,13 @@ class SecurityAssociation:
                     packet, start - (8 if udp else 0), proto_at, version=version,
                     payload=plain[:payload_end], next_header=next_header, nat_traversal=udp)
         except EspDrop as drop:
-            self._drops[_DROP_COUNTERS[type(drop)]] += 1
+            self._count_drop(drop)
             raise
         self._packets_in += 1
-        self._bytes_in += payload_end
-        self._plain_in += length
-        if self._packets_in >= self._limit_packets_in or self._bytes_in >= self._limit_bytes_in:
+        self._octets_in += (payload_end << OCTETS_SHIFT) + length
+        if self._packets_in >= self._limit_packets_in or self._octets_in >= self._limit_octets_in:
             self._lifetime_passed("inbound")
         return inner
-
-    # -- lifetime (RFC 4301 §4.4.2.1) -------------------------------------
-
-    def _first_limits(self) -> tuple[int, int]:
-        lt = self._lifetime
-        packets = lt.soft_packets or lt.hard_packets or _UNLIMITED
-        octets = lt.soft_bytes or lt.hard_bytes or _UNLIMITED
-        return packets, octets
-
-    def _lifetime_passed(self, direction: Literal["inbound", "outbound"]) -> None:
-        lt = self._lifetime
-        hard_packets = lt.hard_packets or _UNLIMITED
-        hard_bytes = lt.hard_bytes or _UNLIMITED
-        if direction == "outbound":
-            packets, octets = self._seq_out, self._bytes_out
-        else:
-            packets, octets = self._packets_in, self._bytes_in
-        if direction not in self._soft_reported and (
-            packets >= (lt.soft_packets or _UNLIMITED) or octets >= (lt.soft_bytes or _UNLIMITED)
-        ):
-            self._soft_reported.add(direction)
-            self._events.append(SoftLifetimeExpired(self.spi, direction))
-        if packets >= hard_packets or octets >= hard_bytes:
-            self._events.append(HardLifetimeExpired(self.spi, direction))
-            hard_packets = hard_bytes = _UNLIMITED
-            if direction == "outbound":
-                self._closed_out = True
-                self._seq_limit = 0
-            else:
-                self._closed_in = True
-        if direction == "outbound":
-            self._limit_packets_out, self._limit_bytes_out = hard_packets, hard_bytes
-        else:
-            self._limit_packets_in, self._limit_bytes_in = hard_packets, hard_bytes
 
     # -- what the daemon and the monitor read -----------------------------
 
@@ -507,59 +544,8 @@ class SecurityAssociation:
         return self._lifetime
 
     @property
-    def soft_expired(self) -> bool:
-        """A soft lifetime passed in either direction: time to rekey."""
-        lt = self._lifetime
-        soft_p = lt.soft_packets or _UNLIMITED
-        soft_b = lt.soft_bytes or _UNLIMITED
-        return (max(self._packets_in, self._seq_out) >= soft_p
-                or max(self._bytes_in, self._bytes_out) >= soft_b)
-
-    @property
-    def hard_expired(self) -> bool:
-        """A hard lifetime passed in either direction."""
-        return self._closed_in or self._closed_out
-
-    @property
-    def sequence_number(self) -> int:
-        """The last outbound sequence number sent (RFC 4303 §3.3.3)."""
-        return self._seq_out
-
-    @property
     def replay_window(self) -> ReplayWindow:
         return self._replay
-
-    def take_events(self) -> list[SaEvent]:
-        """Lifetime events since the last call, oldest first."""
-        events, self._events = self._events, []
-        return events
-
-    @property
-    def counters(self) -> EspCounters:
-        confidential = self._transform.confidential
-        overhead = self._authenticated_overhead
-        drops = self._drops
-        return EspCounters(
-            packets_in=self._packets_in,
-            packets_out=self._seq_out,
-            bytes_in=self._bytes_in,
-            bytes_out=self._bytes_out,
-            confidential_bytes_in=self._plain_in if confidential else 0,
-            confidential_bytes_out=self._plain_out if confidential else 0,
-            authenticated_bytes_in=self._plain_in + overhead * self._packets_in,
-            authenticated_bytes_out=self._plain_out + overhead * self._seq_out,
-            replays=drops["replays"],
-            integrity_failures=drops["integrity_failures"],
-            bad_padding=drops["bad_padding"],
-            decrypt_failures=drops["decrypt_failures"],
-            parse_errors=drops["parse_errors"],
-            unknown_spi=drops["unknown_spi"],
-            ecn_drops=drops["ecn_drops"],
-            nat_keepalives=drops["nat_keepalives"],
-            non_esp=drops["non_esp"],
-            dummy_packets=drops["dummy_packets"],
-            lifetime_refusals=self._lifetime_refusals,
-        )
 
     def __repr__(self) -> str:
         return (f"SecurityAssociation(spi=0x{self.spi:08x}, transform={self.transform!r}, "
