@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from secpath.agent.packets import UdpHeaders, strip_outer_udp
 from secpath.errors import LocalError
 from secpath.esp import EspDrop, Lifetime, LifetimeExpiredError, SecurityAssociation
+from secpath.esp.datagram import _nat_checksum
 from secpath.esp.ip import checksum, pseudo_header_sum, transport_checksum
+from secpath.esp.modes import nat_checksum
 from tests.unit.test_esp_fastpath import KEY, General, gcm_esp, ipv4
 
 PEER, ME = "198.51.100.7", "192.0.2.2"  # the outer addresses the socket reports
@@ -300,3 +302,19 @@ def test_32_bit_counter_stops_on_the_fast_path_too() -> None:
             with pytest.raises(LocalError, match="exhausted"):
                 sa.encapsulate_udp_payload(inner(20))
         same_state(fast, general)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.one_of(
+           st.binary(max_size=80),
+           st.integers(min_value=0, max_value=40).map(bytes),  # all zero
+           st.integers(min_value=0, max_value=40).map(lambda n: b"\xff" * n),  # sums to 0xFFFF
+           st.tuples(st.integers(min_value=0, max_value=30), st.binary(min_size=2, max_size=2)).map(
+               lambda t: bytes(16) + t[1] + bytes(t[0]))),  # zero but the checksum field
+       next_header=st.sampled_from([6, 17, 1, 50]),
+       addresses=st.binary(min_size=8, max_size=8))
+def test_the_inlined_nat_checksum(payload: bytes, next_header: int, addresses: bytes) -> None:
+    src, dst = addresses[:4], addresses[4:]
+    total = int.from_bytes(addresses, "big") % 0xFFFF
+    assert _nat_checksum(src, dst, total, next_header, payload) == nat_checksum(
+        src, dst, next_header, payload, 4)

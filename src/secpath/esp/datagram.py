@@ -28,7 +28,7 @@ from secpath.errors import LocalError
 from secpath.esp import ip as _ip
 from secpath.esp.accounting import OCTETS_SHIFT
 from secpath.esp.errors import EspParseError, IntegrityError
-from secpath.esp.ip import IPPROTO_NONE, IPPROTO_UDP
+from secpath.esp.ip import IPPROTO_NONE, IPPROTO_TCP, IPPROTO_UDP
 from secpath.esp.modes import PADDING, V4_AEAD_TRAILERS, V4_TRAILERS, nat_checksum
 from secpath.esp.udp import NAT_T_PORT
 
@@ -55,6 +55,7 @@ _V4 = struct.Struct("!BBHHHBBH4s4s")
 _v4_transport = struct.Struct("!HHIHH8s").pack  # the rebuilt IPv4 header, by words
 _V4_UDP = struct.Struct("!BBHHHBBH4s4sHHHH")
 _V6_UDP = struct.Struct("!IHBB16s16sHHHH")
+_checksum = struct.Struct("!H").pack
 _RECEIVED_TTL: Final = 64
 # the constant words of the IPv4 header put back in front of a datagram
 # (version/IHL/TOS, DF, TTL): RFC 1071 sums, without the protocol
@@ -136,15 +137,47 @@ def _encapsulate(self: SecurityAssociation, packet: bytes, seq: int, n: int) -> 
     return wire[start + 8 if self._udp else start :]
 
 
-def _peer(self: SecurityAssociation, source: str, destination: str) -> tuple[str, str, bytes, bytes]:
-    """The packed outer addresses of a datagram, remembered per SA."""
+def _nat_checksum(src: bytes, dst: bytes, addresses: int, next_header: int, payload: bytes) -> bytes:
+    """:func:`~secpath.esp.modes.nat_checksum` over IPv4 addresses whose
+    RFC 1071 sum is ``addresses``, with one copy of the payload fewer: the
+    sum of the segment with its checksum field zeroed is the sum of the
+    segment less that field (2**16 ≡ 1 modulo 0xFFFF)."""
+    n = len(payload)
+    if next_header == IPPROTO_TCP and n >= 20:
+        at = 16
+    elif next_header == IPPROTO_UDP and n >= 8:
+        at = 6
+        if not payload[6] and not payload[7]:
+            return payload  # RFC 768: no checksum was sent
+    else:
+        return payload
+    r = int.from_bytes(payload, "big") % 0xFFFF
+    if n & 1:  # a zero octet pads the last word
+        r = (r << 8) % 0xFFFF
+    r = (r - (payload[at] << 8 | payload[at + 1])) % 0xFFFF
+    if not r:  # the general code tells a zero segment from a sum of 0xFFFF
+        return nat_checksum(src, dst, next_header, payload, 4)
+    total = r + addresses + next_header + n  # the pseudo-header (RFC 768, RFC 793)
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    value = ~total & 0xFFFF
+    if not value and next_header == IPPROTO_UDP:
+        value = 0xFFFF  # RFC 768: 0 means no checksum
+    return payload[:at] + _checksum(value) + payload[at + 2 :]
+
+
+def _peer(self: SecurityAssociation, source: str,
+          destination: str) -> tuple[str, str, bytes, bytes, int]:
+    """The packed outer addresses of a datagram and their RFC 1071 sum,
+    remembered per SA."""
     try:
         src, dst = _ip.address_bytes(source), _ip.address_bytes(destination)
     except ValueError as exc:
         raise LocalError(f"datagram addresses {source}, {destination}: {exc}") from None
     if len(src) != len(dst):
         raise LocalError(f"datagram addresses {source}, {destination} mix IPv4 and IPv6")
-    peer = self._udp_peer = (source, destination, src, dst)
+    peer = self._udp_peer = (source, destination, src, dst,
+                             int.from_bytes(src + dst, "big") % 0xFFFF)
     return peer
 
 
@@ -201,10 +234,10 @@ def decapsulate_udp_payload(self: SecurityAssociation, esp: bytes, source: str,
                 # RFC 4303 §3.4.4.2 (transport mode): the IP header the
                 # datagram came in, its protocol restored; RFC 3948 §3.1.2:
                 # the TCP/UDP checksum over the addresses received
-                payload = nat_checksum(src, peer[3], next_header, plain[:payload_end], 4)
+                addresses = peer[4]
+                payload = _nat_checksum(src, peer[3], addresses, next_header, plain[:payload_end])
                 total = 20 + payload_end
-                words = (_RECEIVED_SUM + total + next_header
-                         + int.from_bytes(src + peer[3], "big")) % 0xFFFF
+                words = (_RECEIVED_SUM + total + next_header + addresses) % 0xFFFF
                 inner = _v4_transport(0x4500, total, 0x4000, _RECEIVED_TTL << 8 | next_header,
                                       0xFFFF - words if words else 0, src + peer[3]) + payload
             # RFC 4303 §3.4.3: the window moves once the ICV verified

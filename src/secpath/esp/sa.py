@@ -179,7 +179,7 @@ class SecurityAssociation(SaAccounting):
         self._fast_out_until = self._fast_in_min = self._fast_udp_out_until = 0
         self._fast_udp_in_min = 0
         # the last outer addresses decapsulate_udp_payload was given, packed
-        self._udp_peer: tuple[str, str, bytes, bytes] = ("", "", b"", b"")
+        self._udp_peer: tuple[str, str, bytes, bytes, int] = ("", "", b"", b"", 0)
         self._set_fast_limits()
 
     def _set_fast_limits(self) -> None:
