@@ -31,6 +31,14 @@ fresh packets, encapsulated outside the timed region.  Targets (issue 3,
 aes128gcm16, 1400 B): encapsulate >= 0.6 x bare encrypt, decapsulate
 >= 0.5 x bare decrypt, and >= 200 x scapy.
 
+Then the UDP-socket API a daemon uses for ESP in UDP 4500 (RFC 3948),
+aes128gcm16, 1400 B, tunnel and transport mode (the receiver behind a NAT:
+transport mode recomputes the inner UDP checksum, RFC 3948 §3.1.2):
+``encapsulate_udp_payload`` / ``decapsulate_udp_payload`` against the same
+bare AES-GCM loops, and against the path the policy agent took before it
+(``encapsulate`` of an ESP-in-UDP SA and the outer IP + UDP header cut off;
+a synthetic IP + UDP header in front of the datagram and ``decapsulate``).
+
 Run: ``python -m bench esp`` (or ``python -m bench.bench_esp``).
 """
 
@@ -49,6 +57,7 @@ from scapy.layers import ipsec as scapy_ipsec
 from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw
 
+from secpath.agent.packets import UdpHeaders, strip_outer_udp
 from secpath.esp import SecurityAssociation
 from secpath.esp.transforms import parse_transform
 
@@ -188,6 +197,84 @@ def measure(name: str, packet: bytes) -> Result:
     )
 
 
+@dataclass
+class UdpResult:
+    encapsulate: float  # packets/s, best round
+    decapsulate: float
+    encapsulate_ratio: float  # median over rounds of encapsulate_udp_payload / bare encrypt
+    decapsulate_ratio: float  # median over rounds of decapsulate_udp_payload / bare decrypt
+    encapsulate_speedup: float  # median over rounds of the new / the agent's former path
+    decapsulate_speedup: float
+
+
+def measure_udp(mode: str, packet: bytes) -> UdpResult:
+    """The UDP-socket API of an aes128gcm16 SA in ``mode``, ESP in UDP 4500."""
+    enc, _ = keys("aes128gcm16")
+    tunnel = TUNNEL if mode == "tunnel" else None
+
+    def sa() -> SecurityAssociation:
+        return SecurityAssociation(0x1000, "aes128gcm16", enc, None, mode=mode,  # type: ignore[arg-type]
+                                   tunnel=tunnel, udp_encapsulation=(4500, 4500))
+
+    sender, old_sender, source, receiver, old_receiver = (sa() for _ in range(5))
+    aead = AESGCM(enc[:16])
+    encrypt, decrypt = aead.encrypt, aead.decrypt
+    nonce, aad, salt = os.urandom(12), os.urandom(8), enc[16:]
+    encapsulate, old_encapsulate = sender.encapsulate_udp_payload, old_sender.encapsulate
+    decapsulate, old_decapsulate = receiver.decapsulate_udp_payload, old_receiver.decapsulate
+    header = UdpHeaders().header
+    peer, me = "198.51.100.7", "192.0.2.2"
+
+    def run_bare_encrypt() -> None:
+        for _ in range(BATCH):
+            encrypt(nonce, packet, aad)
+
+    def run_encapsulate() -> None:
+        for _ in range(BATCH):
+            encapsulate(packet)
+
+    def run_old_encapsulate() -> None:
+        for _ in range(BATCH):
+            strip_outer_udp(old_encapsulate(packet))
+
+    bare_e: list[float] = []
+    bare_d: list[float] = []
+    encap: list[float] = []
+    decap: list[float] = []
+    old_e: list[float] = []
+    old_d: list[float] = []
+    for _ in range(ROUNDS):
+        datagrams = [source.encapsulate_udp_payload(packet) for _ in range(BATCH)]
+        opened = [(salt + d[8:16], d[16:], d[:8]) for d in datagrams]
+
+        def run_decapsulate(datagrams: list[bytes] = datagrams) -> None:
+            for datagram in datagrams:
+                decapsulate(datagram, peer, me)
+
+        def run_old_decapsulate(datagrams: list[bytes] = datagrams) -> None:
+            for datagram in datagrams:
+                old_decapsulate(header(peer, me, 4500, 4500, len(datagram)) + datagram)
+
+        def run_bare_decrypt(opened: list[tuple[bytes, bytes, bytes]] = opened) -> None:
+            for n, ciphertext, a in opened:
+                decrypt(n, ciphertext, a)
+
+        bare_e.append(cpu_seconds(run_bare_encrypt))
+        encap.append(cpu_seconds(run_encapsulate))
+        old_e.append(cpu_seconds(run_old_encapsulate))
+        bare_d.append(cpu_seconds(run_bare_decrypt))
+        decap.append(cpu_seconds(run_decapsulate))
+        old_d.append(cpu_seconds(run_old_decapsulate))
+    assert receiver.counters.packets_in == old_receiver.counters.packets_in == BATCH * ROUNDS
+    return UdpResult(
+        encapsulate=BATCH / min(encap), decapsulate=BATCH / min(decap),
+        encapsulate_ratio=median_ratio(bare_e, encap),
+        decapsulate_ratio=median_ratio(bare_d, decap),
+        encapsulate_speedup=median_ratio(old_e, encap),
+        decapsulate_speedup=median_ratio(old_d, decap),
+    )
+
+
 def scapy_rates(name: str, packet: bytes) -> tuple[float, float]:
     enc, integ = keys(name)
     crypt, auth = SCAPY_NAMES[name]
@@ -247,6 +334,16 @@ def main() -> None:
     print("\naes128gcm16, 1400 B:")
     for line in verdicts:
         print("  " + line)
+    print("\nESP in UDP through a socket, aes128gcm16, 1400 B: encapsulate_udp_payload / "
+          "decapsulate_udp_payload;\nx bare as above; x old: / the agent's former path "
+          "(encapsulate + strip IP/UDP; synthetic IP/UDP + decapsulate)")
+    print(f"{'mode':<17} {'size':>5} {'encap pkt/s':>12} {'decap pkt/s':>12} "
+          f"{'enc x bare':>10} {'dec x bare':>10} {'enc x old':>10} {'dec x old':>10}")
+    for mode in ("tunnel", "transport"):
+        u = measure_udp(mode, inner_packet(1400))
+        print(f"{mode:<17} {1400:>5} {u.encapsulate:>12,.0f} {u.decapsulate:>12,.0f} "
+              f"{u.encapsulate_ratio:>9.2f}x {u.decapsulate_ratio:>9.2f}x "
+              f"{u.encapsulate_speedup:>9.2f}x {u.decapsulate_speedup:>9.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,39 @@ def test_mutated_packets(case: tuple[tuple[str, str, bool, int], bytes, bool]) -
     decapsulate_only_drops(make(config, esn), wire)
 
 
+@st.composite
+def udp_payload(draw: st.DrawFn) -> tuple[tuple[str, str, bool, int], bytes, bool]:
+    """What a UDP socket on port 4500 may hand over: random bytes, or a
+    valid ESP packet cut, extended or with bits flipped."""
+    config = draw(st.sampled_from(CONFIGS))
+    esn = draw(st.booleans())
+    if draw(st.booleans()):
+        return config, draw(st.binary(max_size=200)), esn
+    esp = bytearray(make(config, esn).encapsulate_udp_payload(inner(config[3],
+                                                                    draw(st.integers(0, 80)))))
+    kind = draw(st.sampled_from(["flip", "truncate", "extend"]))
+    if kind == "flip":
+        esp[draw(st.integers(0, len(esp) - 1))] ^= 1 << draw(st.integers(0, 7))
+    elif kind == "truncate":
+        del esp[draw(st.integers(0, len(esp) - 1)):]
+    else:
+        esp += draw(st.binary(min_size=1, max_size=20))
+    return config, bytes(esp), esn
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=udp_payload(), v6=st.booleans())
+def test_udp_payloads_through_a_socket(case: tuple[tuple[str, str, bool, int], bytes, bool],
+                                       v6: bool) -> None:
+    config, esp, esn = case
+    source, destination = ("2001:db8::7", "2001:db8::1") if v6 else ("198.51.100.7", "192.0.2.2")
+    try:
+        result = make(config, esn).decapsulate_udp_payload(esp, source, destination)
+    except EspDrop:
+        return
+    assert isinstance(result, bytes)
+
+
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=120), transport=st.booleans())
 def test_parse_ip_raises_only_parse_error(data: bytes, transport: bool) -> None:

@@ -117,3 +117,23 @@ def test_extended_sequence_numbers_both_ways(name: str) -> None:
     packet = inner_packet(4)
     assert bytes(theirs.decrypt(parse(ours.encapsulate(packet)))) == packet
     assert ours.decapsulate(bytes(theirs.encrypt(parse(packet)))) == packet
+
+
+@pytest.mark.parametrize("name", ["aes128gcm16", "aes256gcm16", "chacha20poly1305", "aes128-sha256"])
+@pytest.mark.parametrize("mode", ["tunnel", "transport"])
+def test_through_a_udp_socket_both_ways(name: str, mode: str) -> None:
+    # what a socket on port 4500 sends and receives: the ESP packet alone
+    # (RFC 3948 §2.1); scapy sees it inside the IP and UDP headers the
+    # kernel would write
+    ours, theirs = pair(name, mode, True, 4)
+    outer = ("192.0.2.1", "198.51.100.2") if mode == "tunnel" else ("10.1.0.1", "10.2.0.1")
+    for size in (0, 1, 100, 1300):
+        packet = inner_packet(4, size)
+        esp = ours.encapsulate_udp_payload(packet)
+        datagram = IP(src=outer[0], dst=outer[1], tos=0xB8) / UDP(sport=4500, dport=4500) / Raw(esp)
+        opened = bytes(theirs.decrypt(IP(bytes(datagram))))
+        assert opened == packet if mode == "tunnel" else opened[20:] == packet[20:]
+        sent = IP(bytes(theirs.encrypt(parse(packet))))
+        got = ours.decapsulate_udp_payload(bytes(sent[UDP].payload), outer[0], outer[1])
+        assert got == packet if mode == "tunnel" else (got[12:20], got[20:]) == (packet[12:20], packet[20:])
+    assert ours.counters.packets_in == 4

@@ -1,4 +1,5 @@
-"""secpath.esp.sa's fast paths (AEAD, IPv4 in an IPv4 tunnel) against the
+"""secpath.esp.sa's fast paths (AEAD, IPv4 in an IPv4 tunnel; the UDP-socket
+forms in tests/unit/test_esp_fastpath_udp.py) against the
 general code they shortcut: the same bytes out, the same inner packets and
 typed drops, the same counters, window and lifetime events, for packets
 that take the fast path and for those that leave it half-way (ECN, TFC
@@ -29,8 +30,8 @@ class General(SecurityAssociation):
     __slots__ = ()
 
     def _set_fast_limits(self) -> None:
-        self._fast_out_until = 0
-        self._fast_in_min = _NEVER
+        self._fast_out_until = self._fast_udp_out_until = 0
+        self._fast_in_min = self._fast_udp_in_min = _NEVER
 
 
 def pair(transform: str = "aes128gcm16", **kwargs: object) -> tuple[SecurityAssociation,

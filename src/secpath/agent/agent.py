@@ -11,7 +11,7 @@ from secpath.agent.engines import IkeEngines
 from secpath.agent.explain import describe_message
 from secpath.agent.lifecycle import drop_duplicate, on_engine_event, report_invalid_spi, update_gauges
 from secpath.agent.methods import TicketRequest, rule_configs, start_attempt, ticket_done
-from secpath.agent.packets import UdpHeaders, flow_key, packet_info, strip_outer_udp
+from secpath.agent.packets import UdpHeaders, flow_key, packet_info
 from secpath.agent.types import AgentEvent, ChildInfo, Outgoing, RuleState, _Pending, in_selectors
 from secpath.errors import LocalError
 from secpath.esp import (
@@ -251,15 +251,16 @@ class PolicyAgent:
 
     def _protect(self, child: ChildInfo, packet: bytes, now: float) -> None:
         sa = child.outbound
+        udp = child.parameters.udp_encapsulation is not None
         try:
-            wire = sa.encapsulate(packet)
+            # ESP in UDP: only the ESP packet, the socket adds IP and UDP (RFC 3948)
+            wire = sa.encapsulate_udp_payload(packet) if udp else sa.encapsulate(packet)
         except (LifetimeExpiredError, SequenceOverflowError) as exc:
             self._emit("dropped", child.rule, child.peer, str(exc))
             self._sa_events(child, now)
             return
-        p = child.parameters
-        if p.udp_encapsulation is not None:
-            self._transmit.append(Outgoing(strip_outer_udp(wire), (child.peer, child.peer_port), NAT_T_PORT))
+        if udp:
+            self._transmit.append(Outgoing(wire, (child.peer, child.peer_port), NAT_T_PORT))
         else:
             self._transmit.append(Outgoing(wire, (child.peer, 0), 0))
         totals = self.stats.rule(child.rule)
@@ -290,8 +291,7 @@ class PolicyAgent:
             self.stats.inc("quick_mode", "packets_not_decrypted")
             return
         spi = int.from_bytes(data[:4], "big")
-        header = self._headers.header(source[0], self.local_address, source[1], local_port, len(data))
-        child = self._open(header + data, now, spi)
+        child = self._open(data, now, spi, source)
         if child is not None and child.peer_port != source[1]:
             # RFC 7296 §2.23: the NAT mapping changed; follow it, but only
             # after a packet that authenticated
@@ -355,9 +355,12 @@ class PolicyAgent:
                 AgentEvent(kind, None, f"{peer[0]}:{peer[1]}", detail, None, exchange, message_id, spis)
             )
 
-    def _open(self, packet: bytes, now: float, spi: int | None) -> ChildInfo | None:
+    def _open(
+        self, packet: bytes, now: float, spi: int | None, udp_source: Address | None = None
+    ) -> ChildInfo | None:
         """Decapsulate an ESP (or ESP-in-UDP) packet and deliver what is inside;
-        the Child SA it authenticated for, if it did."""
+        the Child SA it authenticated for, if it did.  With ``udp_source``,
+        ``packet`` is the payload of a datagram from there to port 4500."""
         q = self.stats.quick_mode
         if spi is None:
             try:
@@ -370,10 +373,17 @@ class PolicyAgent:
         child = self._inbound.get(spi)
         if child is None:
             q["bad_spi_packets"] += 1
+            if udp_source is not None:  # the sender's address, in front of the ESP packet
+                address, port = udp_source
+                header = self._headers.header(address, self.local_address, port, NAT_T_PORT, len(packet))
+                packet = header + packet
             report_invalid_spi(self, packet, spi, now)
             return None
         try:
-            inner = child.inbound.decapsulate(packet)
+            if udp_source is None:
+                inner = child.inbound.decapsulate(packet)
+            else:
+                inner = child.inbound.decapsulate_udp_payload(packet, udp_source[0], self.local_address)
         except ReplayError:
             q["packets_with_replay_detection"] += 1
             return None

@@ -8,6 +8,7 @@ ECN field are settled at decapsulation.  Pure functions over bytes.
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from secpath.esp import ip as _ip
 from secpath.esp.errors import DecryptError, DummyPacket
@@ -22,16 +23,35 @@ from secpath.esp.ip import (
 )
 
 __all__ = [
+    "PADDING",
+    "V4_AEAD_TRAILERS",
+    "V4_TRAILERS",
     "ecn_decapsulate_packet",
     "inner_packet",
     "nat_checksum",
     "rebuild_transport",
+    "trailers",
     "transport_header",
 ]
 
 _H = struct.Struct("!H")
 _II = struct.Struct("!II")
 _HHHH = struct.Struct("!HHHH")
+
+# RFC 4303 §2.4: padding octets are 1, 2, 3, ...; Pad Length follows them
+PADDING: Final = tuple(bytes(range(1, n + 1)) + bytes((n,)) for n in range(256))
+# every valid trailer of an IPv4 packet, by Pad Length
+V4_TRAILERS: Final = tuple(padding + bytes((IPPROTO_IPV4,)) for padding in PADDING)
+# an AEAD's 4-octet alignment (RFC 4106 §3.2): trailer and its length, by
+# the packet length modulo 4
+V4_AEAD_TRAILERS: Final = tuple(
+    (V4_TRAILERS[(-r - 2) & 3], ((-r - 2) & 3) + 2) for r in range(4)
+)
+
+
+def trailers(next_header: int, align: int) -> tuple[bytes, ...]:
+    """Padding + Pad Length + Next Header for every pad length below ``align``."""
+    return tuple(PADDING[n] + bytes((next_header,)) for n in range(align))
 
 
 def transport_header(packet: bytes, h: IpHeader, *, esp_len: int,

@@ -3,7 +3,9 @@
 ``encapsulate`` takes a whole IPv4/IPv6 packet and returns the whole outer
 packet (tunnel or transport mode, optionally ESP-in-UDP per RFC 3948);
 ``decapsulate`` reverses it or raises a typed :class:`EspDrop`, counted on
-the SA.  Sans-IO: no sockets, no clock; randomness only through ``rng``.
+the SA.  ``encapsulate_udp_payload``/``decapsulate_udp_payload`` are the
+same for a UDP socket, which sends and receives the ESP packet alone
+(:mod:`secpath.esp.datagram`).  Sans-IO: no sockets, no clock; randomness only through ``rng``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Final, Literal
 from cryptography.exceptions import InvalidTag
 
 from secpath.errors import LocalError
+from secpath.esp import datagram as _datagram
 from secpath.esp import ip as _ip
 from secpath.esp.accounting import OCTETS_SHIFT, SaAccounting
 from secpath.esp.errors import (
@@ -36,9 +39,13 @@ from secpath.esp.ip import (
 )
 from secpath.esp.lifetime import Lifetime
 from secpath.esp.modes import (
+    PADDING,
+    V4_AEAD_TRAILERS,
+    V4_TRAILERS,
     ecn_decapsulate_packet,
     inner_packet,
     rebuild_transport,
+    trailers,
     transport_header,
 )
 from secpath.esp.replay import ReplayWindow
@@ -77,21 +84,6 @@ _V4_UDP = struct.Struct("!BBHHHBBH4s4sHHHHII")
 _V6_ESP = struct.Struct("!IHBB16s16sII")
 _V6_UDP = struct.Struct("!IHBB16s16sHHHHII")
 _DEFAULT_TTL: Final = 64  # RFC 4301 §5.1.2.1: the outer TTL is constructed
-# RFC 4303 §2.4: padding octets are 1, 2, 3, ...; Pad Length follows them
-_PADDING: Final = tuple(bytes(range(1, n + 1)) + bytes((n,)) for n in range(256))
-# every valid trailer of an IPv4 packet, by Pad Length
-_V4_TRAILERS: Final = tuple(padding + bytes((IPPROTO_IPV4,)) for padding in _PADDING)
-# an AEAD's 4-octet alignment (RFC 4106 §3.2): trailer and its length, by
-# the packet length modulo 4
-_V4_AEAD_TRAILERS: Final = tuple(
-    (_V4_TRAILERS[(-r - 2) & 3], ((-r - 2) & 3) + 2) for r in range(4)
-)
-
-
-def _trailers(next_header: int, align: int) -> tuple[bytes, ...]:
-    """Padding + Pad Length + Next Header for every pad length below ``align``."""
-    return tuple(_PADDING[n] + bytes((next_header,)) for n in range(align))
-
 
 class SecurityAssociation(SaAccounting):
     """One ESP SA (RFC 4303), keyed from IKEv2 KEYMAT (RFC 7296 §2.17).
@@ -108,10 +100,11 @@ class SecurityAssociation(SaAccounting):
 
     __slots__ = (
         "_aead", "_aead_decrypt", "_aead_encrypt", "_aead_salt", "_align_mask", "_fast_in_min",
-        "_fast_out_until", "_fast_overhead", "_fast_v4", "_outer", "_overhead", "_replay", "_sum",
-        "_trailer_v4", "_trailer_v6", "_transform", "_transport_trailers", "_ttl", "_ttl_proto",
-        "_tunnel_addresses", "_tunnel_dst", "_tunnel_mode", "_tunnel_src", "_udp", "_udp_ports",
-        "_v6_udp_checksum", "esn", "mode", "transform", "tunnel", "udp_encapsulation",
+        "_fast_out_until", "_fast_overhead", "_fast_udp_in_min", "_fast_udp_out_until", "_fast_v4",
+        "_outer", "_overhead", "_replay", "_sum", "_trailer_v4", "_trailer_v6", "_transform",
+        "_transport_trailers", "_ttl", "_ttl_proto", "_tunnel_addresses", "_tunnel_dst",
+        "_tunnel_mode", "_tunnel_src", "_udp", "_udp_peer", "_udp_ports", "_v6_udp_checksum", "esn",
+        "mode", "transform", "tunnel", "udp_encapsulation",
     )
 
     def __init__(
@@ -159,8 +152,8 @@ class SecurityAssociation(SaAccounting):
         self._init_accounting(spi, lifetime, seq_max=(1 << 64) - 1 if esn else (1 << 32) - 1,
                               confidential=t.confidential, authenticated_overhead=8 + t.iv_bytes)
         self._align_mask = t.align - 1
-        self._trailer_v4 = _trailers(IPPROTO_IPV4, t.align)
-        self._trailer_v6 = _trailers(IPPROTO_IPV6, t.align)
+        self._trailer_v4 = trailers(IPPROTO_IPV4, t.align)
+        self._trailer_v6 = trailers(IPPROTO_IPV6, t.align)
         self._transport_trailers: dict[int, tuple[bytes, ...]] = {}
         self._ttl = ttl
         self._replay = ReplayWindow(replay_window, esn=esn)
@@ -183,18 +176,27 @@ class SecurityAssociation(SaAccounting):
         # the hot path: AEAD, 32-bit sequence numbers, IPv4 in an IPv4 tunnel
         self._fast_v4 = self._aead and self._tunnel_mode and len(self._tunnel_src) == 4
         self._fast_overhead = 20 + (8 if self._udp else 0) + self._overhead + 2
-        self._fast_out_until = self._fast_in_min = 0
+        self._fast_out_until = self._fast_in_min = self._fast_udp_out_until = 0
+        self._fast_udp_in_min = 0
+        # the last outer addresses decapsulate_udp_payload was given, packed
+        self._udp_peer: tuple[str, str, bytes, bytes, int] = ("", "", b"", b"", 0)
         self._set_fast_limits()
 
     def _set_fast_limits(self) -> None:
-        """Who takes the fast paths of :meth:`encapsulate` and
-        :meth:`decapsulate`: folds the SA's kind, the sequence number and
-        packet limits and a hard lifetime passed into one number each."""
+        """Who takes the fast paths of :meth:`encapsulate`,
+        :meth:`decapsulate` and their UDP-socket forms: folds the SA's kind,
+        the sequence number and packet limits and a hard lifetime passed
+        into one number each."""
         fast_out = self._fast_v4 and not self._udp
-        self._fast_out_until = (min(self._seq_limit + 1, self._limit_packets_out)
-                                if fast_out else 0)
-        fast_in = self._aead and self._tunnel_mode and not self._closed_in
-        self._fast_in_min = _V4_AEAD_MIN if fast_in else _NEVER
+        until = min(self._seq_limit + 1, self._limit_packets_out)
+        self._fast_out_until = until if fast_out else 0
+        self._fast_udp_out_until = until if self._aead else 0
+        fast_in = self._aead and not self._closed_in
+        self._fast_in_min = _V4_AEAD_MIN if fast_in and self._tunnel_mode else _NEVER
+        self._fast_udp_in_min = (
+            (_datagram.UDP_TUNNEL_MIN if self._tunnel_mode else _datagram.UDP_TRANSPORT_MIN)
+            if fast_in else _NEVER
+        )
 
     def _setup_tunnel(self, tunnel: tuple[str, str] | None) -> None:
         if tunnel is None:
@@ -278,7 +280,7 @@ class SecurityAssociation(SaAccounting):
             if version >> 4 == 4 and length == n:
                 if tos & 3 == 3:
                     tos ^= 1  # RFC 6040 §4.1: CE is copied as ECT(0)
-                trailer, trailer_len = _V4_AEAD_TRAILERS[n & 3]
+                trailer, trailer_len = V4_AEAD_TRAILERS[n & 3]
                 plain_len = n + trailer_len
                 total = plain_len + _V4_AEAD_OVERHEAD
                 ident = seq & 0xFFFF  # RFC 6864 §4.1: unique enough
@@ -378,10 +380,15 @@ class SecurityAssociation(SaAccounting):
     def _trailer(self, next_header: int, pad: int) -> bytes:
         table = self._transport_trailers.get(next_header)
         if table is None:
-            table = self._transport_trailers[next_header] = _trailers(
+            table = self._transport_trailers[next_header] = trailers(
                 next_header, self._align_mask + 1
             )
         return table[pad]
+
+    # -- through a UDP socket (RFC 3948; see secpath.esp.datagram) ---------
+
+    encapsulate_udp_payload = _datagram.encapsulate_udp_payload
+    decapsulate_udp_payload = _datagram.decapsulate_udp_payload
 
     # -- inbound ----------------------------------------------------------
 
@@ -417,7 +424,7 @@ class SecurityAssociation(SaAccounting):
                 length = n - _V4_AEAD_OVERHEAD  # len(plain), since end == n
                 payload_end = length - 2 - pad
                 version, inner_length = _inner_v4_length(plain)
-                if (plain.endswith(_V4_TRAILERS[pad]) and version >> 4 == 4
+                if (plain.endswith(V4_TRAILERS[pad]) and version >> 4 == 4
                         and inner_length == payload_end >= 20):
                     # RFC 4303 §3.4.3: the window moves once the ICV verified
                     if seq ^ top < 64:  # the same block (RFC 6479 §2)
@@ -511,7 +518,7 @@ class SecurityAssociation(SaAccounting):
             pad = plain[-2]
             next_header = plain[-1]
             payload_end = length - 2 - pad
-            if payload_end < 0 or (pad and plain[payload_end : length - 1] != _PADDING[pad]):
+            if payload_end < 0 or (pad and plain[payload_end : length - 1] != PADDING[pad]):
                 raise PaddingError("padding is not 1, 2, 3, ... (RFC 4303 §2.4)")
             if self._tunnel_mode:
                 if (next_header == IPPROTO_IPV4 and payload_end >= 20
