@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal
 
-from secpath.agent.child import build_child
 from secpath.agent.engines import IkeEngines
 from secpath.agent.explain import describe_message
-from secpath.agent.lifecycle import drop_duplicate, on_engine_event, report_invalid_spi, update_gauges
+from secpath.agent.lifecycle import on_engine_event, report_invalid_spi, update_gauges
 from secpath.agent.methods import TicketRequest, rule_configs, start_attempt, ticket_done
 from secpath.agent.packets import UdpHeaders, flow_key, packet_info
 from secpath.agent.types import AgentEvent, ChildInfo, Outgoing, RuleState, _Pending, in_selectors
@@ -29,7 +27,6 @@ from secpath.esp.sad import esp_spi
 from secpath.esp.udp import NAT_KEEPALIVE, NAT_T_PORT, NON_ESP_MARKER
 from secpath.ike.config import Credentials, Timing
 from secpath.ike.events import (
-    ChildSaInstalled,
     Event,
     IkeSaEstablished,
 )
@@ -40,16 +37,6 @@ from secpath.policy.spd import Direction, Spd
 __all__ = ["PolicyAgent"]
 
 _FLOW_CACHE = 4096  # outbound SPD verdicts remembered per flow (the policy never changes)
-_BYTE_KEYS: dict[tuple[str, str, bool], tuple[str, ...]] = {
-    (way, mode, null): (
-        *(() if null else (f"confidential_bytes_{way}",)),
-        f"authenticated_bytes_{way}",
-        f"bytes_{way}_in_tunnels" if mode == "tunnel" else f"transport_bytes_{way}",
-    )
-    for way in ("sent", "received")
-    for mode in ("tunnel", "transport")
-    for null in (False, True)
-}
 Address = tuple[str, int]
 
 
@@ -265,14 +252,12 @@ class PolicyAgent:
             self._transmit.append(Outgoing(wire, (child.peer, 0), 0))
         totals = self.stats.rule(child.rule)
         totals.packets_out += 1
-        totals.bytes_out += len(packet)
-        self._count_bytes(child, len(packet), "sent")
-        self._sa_events(child, now)
-
-    def _count_bytes(self, child: ChildInfo, n: int, way: Literal["sent", "received"]) -> None:
+        n = len(packet)
+        totals.bytes_out += n
         q = self.stats.quick_mode
-        for key in _BYTE_KEYS[(way, child.parameters.mode, child.parameters.transform.startswith("null"))]:
+        for key in child.sent_keys:
             q[key] += n
+        self._sa_events(child, now)
 
     # -- inbound -------------------------------------------------------------
 
@@ -403,8 +388,10 @@ class PolicyAgent:
             return None
         totals = self.stats.rule(child.rule)
         totals.packets_in += 1
-        totals.bytes_in += len(inner)
-        self._count_bytes(child, len(inner), "received")
+        n = len(inner)
+        totals.bytes_in += n
+        for key in child.received_keys:
+            q[key] += n
         self._deliver.append(inner)
         self._sa_events(child, now)
         return child
@@ -524,74 +511,6 @@ class PolicyAgent:
     def _on_event(self, event: Event, now: float) -> None:
         on_engine_event(self, event, now)
 
-    def _install(self, event: ChildSaInstalled, now: float, *, rekey_of: int | None = None) -> None:
-        rule = self.policy.rule(event.rule)
-        if event.inbound.spi in self._inbound:
-            self.stats.inc("main_mode", "get_spi_failures")
-            self._emit("child-failed", rule.name, None, f"inbound SPI 0x{event.inbound.spi:08x} is in use")
-            return
-        try:
-            child = build_child(rule, event, self.ike_sas.get(event.ike_sa), now)
-        except LocalError as exc:
-            # the inbound SA is made first: a failure there is a key update failure
-            failed = "key_addition_failures" if "outbound" in str(exc) else "key_update_failures"
-            self.stats.inc("main_mode", failed)
-            self._emit("child-failed", rule.name, None, f"cannot install the Child SA: {exc}")
-            return
-        for mode, key in (
-            ("main_mode", "total_get_spi"),
-            ("main_mode", "key_updates"),
-            ("main_mode", "key_additions"),
-            ("quick_mode", "key_additions"),
-        ):
-            self.stats.inc(mode, key)  # type: ignore[arg-type]
-        self.children[event.child_sa] = child
-        self._inbound[child.inbound.spi] = child
-        # make-before-break: the new SA sends at once, the old one still receives
-        self._outbound[(rule.name, child.peer)] = event.child_sa
-        totals = self.stats.rule(rule.name)
-        totals.state = "up"
-        totals.last_failure = ""
-        encap = "ESP-in-UDP" if event.outbound.udp_encapsulation else "ESP"
-        self._emit(
-            "child-rekeyed" if rekey_of is not None else "child-up",
-            rule.name,
-            child.peer,
-            f"{event.outbound.mode} mode {encap} {event.outbound.transform} "
-            f"SPIs in {event.inbound.spi:08x} out {event.outbound.spi:08x}",
-            event,
-        )
-        pending = self._pending.pop((rule.name, child.peer), None)
-        if pending is not None:
-            while pending.packets:
-                self._protect(child, pending.packets.popleft(), now)
-        if rekey_of is None:
-            self._drop_duplicate(child, now)
-
-    def _drop_duplicate(self, child: ChildInfo, now: float) -> None:
-        drop_duplicate(self, child, now)
-
-    def _remove_child(self, handle: int, reason: str) -> None:
-        child = self.children.pop(handle, None)
-        if child is None:
-            return
-        self._inbound.pop(child.inbound.spi, None)
-        key = (child.rule, child.peer)
-        if self._outbound.get(key) == handle:
-            replacement = max(
-                (c.handle for c in self.children.values() if (c.rule, c.peer) == key),
-                key=lambda h: self.children[h].installed_at,
-                default=None,
-            )
-            if replacement is None:
-                del self._outbound[key]
-            else:
-                self._outbound[key] = replacement
-        self.stats.inc("quick_mode", "key_deletions")
-        if not any(c.rule == child.rule for c in self.children.values()):
-            self.stats.rule(child.rule).state = "down"
-        self._emit("child-down", child.rule, child.peer, reason)
-
     def _sa_events(self, child: ChildInfo, now: float) -> None:
         events = child.outbound.take_events() + child.inbound.take_events()
         if not events:
@@ -634,16 +553,6 @@ class PolicyAgent:
         totals.last_failure = reason
         if not any(c.rule == rule for c in self.children.values()):
             totals.state = "down"
-
-    def _forget_closed(self) -> None:
-        """IKE SAs the engine closed without a Delete event (a responder SA
-        its initiator abandoned, a rekeyed one): drop them and their Child SAs."""
-        if self.engine is None:
-            return
-        for handle in [h for h in self.ike_sas if self.engine.ike_sa_state(h) is None]:
-            self.ike_sas.pop(handle, None)
-            for c in [c for c in self.children.values() if c.ike_sa == handle]:
-                self._remove_child(c.handle, "IKE SA closed")
 
     def _gauges(self) -> None:
         update_gauges(self)

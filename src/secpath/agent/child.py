@@ -3,13 +3,15 @@ the agent protects traffic with."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from secpath.agent.types import ChildInfo
 from secpath.errors import LocalError
 from secpath.esp import Lifetime, SecurityAssociation
 from secpath.ike.events import ChildSaInstalled, EspSaParameters, IkeSaEstablished
 from secpath.policy.model import Rule
 
-__all__ = ["build_child", "esp_lifetime"]
+__all__ = ["build_child", "byte_counters", "esp_lifetime"]
 
 
 def esp_lifetime(rule: Rule, transform: str, negotiated_kb: int | None = None) -> Lifetime:
@@ -20,6 +22,16 @@ def esp_lifetime(rule: Rule, transform: str, negotiated_kb: int | None = None) -
     sm = next((s for s in methods if s.proposal == transform), methods[0])
     hard = (negotiated_kb or sm.lifetime_kb) * 1024
     return Lifetime(soft_bytes=hard * 9 // 10, hard_bytes=hard)
+
+
+def byte_counters(way: Literal["sent", "received"], p: EspSaParameters) -> tuple[str, ...]:
+    """The quick-mode byte counters of the guide a packet of this SA adds to
+    (confidential unless the cipher is null, authenticated, tunnel or transport)."""
+    return (
+        *(() if p.transform.startswith("null") else (f"confidential_bytes_{way}",)),
+        f"authenticated_bytes_{way}",
+        f"bytes_{way}_in_tunnels" if p.mode == "tunnel" else f"transport_bytes_{way}",
+    )
 
 
 def _sa(p: EspSaParameters, lifetime: Lifetime) -> SecurityAssociation:
@@ -66,4 +78,6 @@ def build_child(rule: Rule, event: ChildSaInstalled, ike: IkeSaEstablished | Non
         remote_ts=event.remote_ts,
         installed_at=now,
         peer_port=event.outbound.udp_encapsulation[1] if event.outbound.udp_encapsulation else 0,
+        sent_keys=byte_counters("sent", event.outbound),
+        received_keys=byte_counters("received", event.outbound),
     )

@@ -9,6 +9,7 @@ import contextlib
 import ipaddress
 from typing import TYPE_CHECKING
 
+from secpath.agent.child import build_child
 from secpath.agent.explain import explain_failure
 from secpath.agent.methods import auth_note, method_failed, next_method, round_reason
 from secpath.agent.types import ChildInfo
@@ -29,7 +30,16 @@ from secpath.ike.events import (
 if TYPE_CHECKING:
     from secpath.agent.agent import PolicyAgent
 
-__all__ = ["drop_duplicate", "initiator_of", "on_engine_event", "report_invalid_spi", "update_gauges"]
+__all__ = [
+    "drop_duplicate",
+    "forget_closed",
+    "initiator_of",
+    "install_child",
+    "on_engine_event",
+    "remove_child",
+    "report_invalid_spi",
+    "update_gauges",
+]
 
 
 def on_engine_event(agent: PolicyAgent, event: Event, now: float) -> None:
@@ -64,7 +74,7 @@ def on_engine_event(agent: PolicyAgent, event: Event, now: float) -> None:
     elif isinstance(event, IkeSaDeleted):
         gone = agent.ike_sas.pop(event.ike_sa, None)
         for c in [c for c in agent.children.values() if c.ike_sa == event.ike_sa]:
-            agent._remove_child(c.handle, event.reason)
+            remove_child(agent, c.handle, event.reason)
         if gone is not None and not any(p.peer == gone.peer for p in agent.ike_sas.values()):
             agent._keepalive_at.pop(gone.peer, None)
         agent._emit("ike-down", None, gone.peer[0] if gone else None, event.reason, event)
@@ -96,14 +106,14 @@ def on_engine_event(agent: PolicyAgent, event: Event, now: float) -> None:
                 agent._failed(rule_name, why)
         agent._emit("ike-failed", rule_name, event.peer[0], why, event)
     elif isinstance(event, ChildSaInstalled):
-        agent._install(event, now)
+        install_child(agent, event, now)
     elif isinstance(event, ChildSaRekeyed):
         agent.stats.inc("quick_mode", "rekeys")
-        agent._install(event.new, now, rekey_of=event.old_child_sa)
+        install_child(agent, event.new, now, rekey_of=event.old_child_sa)
     elif isinstance(event, ChildSaDeleted):
         child = agent.children.get(event.child_sa)
         if child is not None:
-            agent._remove_child(event.child_sa, event.reason)
+            remove_child(agent, event.child_sa, event.reason)
     elif isinstance(event, ChildSaFailed):
         agent.stats.inc("main_mode", "negotiation_failures")
         why = explain_failure(event.reason, event.local_proposals, event.remote_proposals)
@@ -148,6 +158,87 @@ def drop_duplicate(agent: PolicyAgent, child: ChildInfo, now: float) -> None:
         return
 
 
+def install_child(agent: PolicyAgent, event: ChildSaInstalled, now: float, *,
+                  rekey_of: int | None = None) -> None:
+    """A negotiated Child SA: its ESP SAs built, indexed and counted; what
+    waited for it in the acquire queue sent (make-before-break on a rekey)."""
+    rule = agent.policy.rule(event.rule)
+    if event.inbound.spi in agent._inbound:
+        agent.stats.inc("main_mode", "get_spi_failures")
+        agent._emit("child-failed", rule.name, None, f"inbound SPI 0x{event.inbound.spi:08x} is in use")
+        return
+    try:
+        child = build_child(rule, event, agent.ike_sas.get(event.ike_sa), now)
+    except LocalError as exc:
+        # the inbound SA is made first: a failure there is a key update failure
+        failed = "key_addition_failures" if "outbound" in str(exc) else "key_update_failures"
+        agent.stats.inc("main_mode", failed)
+        agent._emit("child-failed", rule.name, None, f"cannot install the Child SA: {exc}")
+        return
+    for mode, key in (
+        ("main_mode", "total_get_spi"),
+        ("main_mode", "key_updates"),
+        ("main_mode", "key_additions"),
+        ("quick_mode", "key_additions"),
+    ):
+        agent.stats.inc(mode, key)  # type: ignore[arg-type]
+    agent.children[event.child_sa] = child
+    agent._inbound[child.inbound.spi] = child
+    # make-before-break: the new SA sends at once, the old one still receives
+    agent._outbound[(rule.name, child.peer)] = event.child_sa
+    totals = agent.stats.rule(rule.name)
+    totals.state = "up"
+    totals.last_failure = ""
+    encap = "ESP-in-UDP" if event.outbound.udp_encapsulation else "ESP"
+    agent._emit(
+        "child-rekeyed" if rekey_of is not None else "child-up",
+        rule.name,
+        child.peer,
+        f"{event.outbound.mode} mode {encap} {event.outbound.transform} "
+        f"SPIs in {event.inbound.spi:08x} out {event.outbound.spi:08x}",
+        event,
+    )
+    pending = agent._pending.pop((rule.name, child.peer), None)
+    if pending is not None:
+        while pending.packets:
+            agent._protect(child, pending.packets.popleft(), now)
+    if rekey_of is None:
+        drop_duplicate(agent, child, now)
+
+def remove_child(agent: PolicyAgent, handle: int, reason: str) -> None:
+    """A Child SA gone: its SPI unindexed, the newest other SA of its path sends."""
+    child = agent.children.pop(handle, None)
+    if child is None:
+        return
+    agent._inbound.pop(child.inbound.spi, None)
+    key = (child.rule, child.peer)
+    if agent._outbound.get(key) == handle:
+        replacement = max(
+            (c.handle for c in agent.children.values() if (c.rule, c.peer) == key),
+            key=lambda h: agent.children[h].installed_at,
+            default=None,
+        )
+        if replacement is None:
+            del agent._outbound[key]
+        else:
+            agent._outbound[key] = replacement
+    agent.stats.inc("quick_mode", "key_deletions")
+    if not any(c.rule == child.rule for c in agent.children.values()):
+        agent.stats.rule(child.rule).state = "down"
+    agent._emit("child-down", child.rule, child.peer, reason)
+
+
+def forget_closed(agent: PolicyAgent) -> None:
+    """IKE SAs the engine closed without a Delete event (a responder SA
+    its initiator abandoned, a rekeyed one): drop them and their Child SAs."""
+    if agent.engine is None:
+        return
+    for handle in [h for h in agent.ike_sas if agent.engine.ike_sa_state(h) is None]:
+        agent.ike_sas.pop(handle, None)
+        for c in [c for c in agent.children.values() if c.ike_sa == handle]:
+            remove_child(agent, c.handle, "IKE SA closed")
+
+
 def initiator_of(agent: PolicyAgent, ike_sa: int) -> str:
     """The identity of the end that started an IKE SA (the same at both ends)."""
     ev = agent.ike_sas.get(ike_sa)
@@ -158,7 +249,7 @@ def initiator_of(agent: PolicyAgent, ike_sa: int) -> str:
 
 def update_gauges(agent: PolicyAgent) -> None:
     """The monitor's gauges (SAs, queues, negotiations in progress) from the present state."""
-    agent._forget_closed()
+    forget_closed(agent)
     m, q = agent.stats.main_mode, agent.stats.quick_mode
     m["active_acquire"] = len(agent._pending)
     m["acquire_heap_size"] = sum(len(p.packets) for p in agent._pending.values())

@@ -77,6 +77,9 @@ class ChildInfo:
     remote_ts: tuple[TrafficSelector, ...]
     installed_at: float
     peer_port: int = 0  # where ESP-in-UDP goes; follows the peer's NAT mapping
+    # the monitor's quick-mode byte counters each protected packet adds to
+    sent_keys: tuple[str, ...] = ()
+    received_keys: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
