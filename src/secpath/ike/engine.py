@@ -105,6 +105,9 @@ class IkeEngine:
         # responder SAs by (initiator SPI, peer): a repeated IKE_SA_INIT is
         # answered (or dropped) by its SA, never starts a second one (§2.1)
         self._responders: dict[tuple[bytes, Address], IkeSa] = {}
+        # how many of them are half-open (INIT_DONE): each SA tells when it
+        # leaves that state (IkeSa.leave_half_open), no scan per IKE_SA_INIT
+        self._half_open = 0
         self._child_spis: set[int] = set()
         self._out: list[Datagram] = []
         self._events: deque[Event] = deque()
@@ -428,8 +431,7 @@ class IkeEngine:
             self._stateless(header, addr, local_port,
                             NotifyPayload(exc.notify or NotifyType.INVALID_SYNTAX))
             return
-        half_open = sum(1 for sa in self._responders.values() if sa.state is State.INIT_DONE)
-        if half_open >= self._timing.half_open_threshold:
+        if self._half_open >= self._timing.half_open_threshold:
             # RFC 7296 §2.6: answer with a COOKIE until the peer proves its address
             expected = cookie_value(self._cookie_secret, nonce.data, addr[0], header.spi_i)
             got = message.notify(NotifyType.COOKIE)
@@ -467,3 +469,8 @@ class IkeEngine:
             return
         self.register(sa)
         self._responders[(header.spi_i, addr)] = sa
+        self._half_open += 1
+        sa.leave_half_open = self._left_half_open
+
+    def _left_half_open(self) -> None:
+        self._half_open -= 1
