@@ -462,7 +462,7 @@ class IkeEngine:
                    local_port=local_port, state=State.INIT_DONE, created=now, suite=suite,
                    last_received=now)
         try:
-            respond_init(sa, message, data, ke, nonce)
+            respond_init(sa, message, data, ke, nonce, picked[0])
         except RemoteError as exc:
             self._stateless(header, addr, local_port,
                             NotifyPayload(exc.notify or NotifyType.INVALID_SYNTAX))
