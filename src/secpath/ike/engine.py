@@ -414,7 +414,7 @@ class IkeEngine:
             existing.receive(data, header, addr, local_port, now)  # §2.1: resend
             return
         try:
-            message = decode_message(data)
+            message = decode_message(data, header=header)  # the header is decoded already
         except ParseError:
             return
         critical = message.unsupported_critical_notify()
