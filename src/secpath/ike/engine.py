@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from secpath._frozen import fast_init
 from secpath.errors import LocalError, ParseError, RemoteError
 from secpath.ike.config import IkeConfig
 from secpath.ike.constants import ExchangeType, NotifyType
@@ -76,6 +77,7 @@ class IkeKeyMaterial:
     sk_ar: Secret
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Datagram:
     """A UDP datagram to send from ``source_port`` to ``destination``."""

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from secpath._frozen import fast_init
 from secpath.crypto.sk import SkCipher
 from secpath.errors import LocalError, ParseError
 from secpath.ike.constants import IKE_HEADER_BYTES, HeaderFlag, NotifyType, PayloadType
@@ -67,6 +68,7 @@ _SKF = int(PayloadType.SKF)
 _FRAGMENT_NUMBERS = struct.Struct("!HH")  # RFC 7383 §2.5
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Header:
     """The IKE header (RFC 7296 §3.1) without Next Payload and Length, which
@@ -91,6 +93,7 @@ class Header:
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Fragment:
     """The decrypted content of one Encrypted Fragment payload (RFC 7383 §2.5).
@@ -105,6 +108,7 @@ class Fragment:
     data: bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Message:
     """One IKE message.  ``encrypted``: the payloads are (or were) carried in
