@@ -21,7 +21,8 @@ to the engine, symmetric crypto included.  So
 that the report can tell it apart, ``sym`` is the symmetric crypto of one
 handshake measured alone, again with the engines' own primitives: SKEYSEED
 and the SK_* prf+ (both sides), the Child SA KEYMAT, the four prf(SK_p, ID)
-and (PSK) the four AUTH MACs, the four SK cipher objects, the two IKE_AUTH
+and (PSK) the four AUTH MACs (the PSK's key pad made once, as the
+engines keep it on the credentials), the four SK cipher objects, the two IKE_AUTH
 messages sealed and opened, and the eight NAT_DETECTION SHA-1 hashes.
 ``ratio+sym`` = (public-key + symmetric time) / handshake time.
 
@@ -168,6 +169,12 @@ def _symmetric_cost(prf_name: str, encryption: str, integrity: str | None, esp: 
     prefix = os.urandom(32)
     id_body = os.urandom(8)
 
+    def mac(key: bytes, data: bytes) -> bytes:
+        return prf(prf_name, key, data)
+
+    # prf(PSK, "Key Pad for IKEv2"): made once per PSK, as the engines keep it
+    pad = auth.psk_pad(mac, psk) if psk is not None else None
+
     def run() -> None:
         ciphers: list[SkCipher] = []
         for _side in range(2):
@@ -179,7 +186,7 @@ def _symmetric_cost(prf_name: str, encryption: str, integrity: str | None, esp: 
             for sk_p in (keys.sk_pi, keys.sk_pr):
                 octets = inner + ni + prf(prf_name, sk_p, id_body)
                 if psk is not None:
-                    auth.psk_auth_data(lambda k, d: prf(prf_name, k, d), psk, octets)
+                    auth.psk_auth_data(mac, psk, octets, pad=pad)
             length = kdf.esp_keymat_bytes(esp.encryption, esp.integrity)
             kdf.split_child_keymat(kdf.child_keymat(prf_name, keys.sk_d, ni, nr, length),
                                    esp.encryption, esp.integrity)
