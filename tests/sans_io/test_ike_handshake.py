@@ -146,3 +146,13 @@ def test_tunnel_mode_and_lifecycle(suite: str) -> None:
     assert pair.a.engine.ike_sas() == () and pair.b.engine.ike_sas() == ()
     assert len(pair.a.of(ChildSaDeleted)) == 3 and len(pair.b.of(ChildSaDeleted)) == 3
     assert pair.a.engine.next_timer() is None and pair.b.engine.next_timer() is None
+
+
+def test_dh_private_values_are_dropped_once_the_keys_are_made() -> None:
+    # RFC 7296 §2.12: nothing needs the private value after SKEYSEED
+    pair = make_pair(suite="aes128-sha256-modp2048")
+    pair.a.engine.initiate("path", pair.now)
+    pair.run()
+    sas = [*pair.a.engine._sas.values(), *pair.b.engine._sas.values()]
+    assert len(sas) == 2 and all(sa.state is State.ESTABLISHED for sa in sas)
+    assert all(sa.dh is None and sa.keys is not None for sa in sas)

@@ -107,6 +107,34 @@ def test_psk_auth_data_matches_rfc_formula() -> None:
     assert err.value.notify == auth.AUTHENTICATION_FAILED
 
 
+def test_psk_pad_given_or_made_gives_the_same_auth() -> None:
+    psk, octets = Secret(b"secret"), b"octets"
+    pad = auth.psk_pad(prf256, psk)
+    assert pad.reveal() == hmac.digest(b"secret", b"Key Pad for IKEv2", "sha256")
+    assert "secret" not in repr(pad)
+    assert auth.psk_auth_data(prf256, psk, octets, pad=pad) == auth.psk_auth_data(prf256, psk, octets)
+    auth.verify_psk(prf256, psk, octets, auth.psk_auth_data(prf256, psk, octets), pad=pad)
+    with pytest.raises(RemoteError):
+        auth.verify_psk(prf256, psk, octets, auth.psk_auth_data(prf256, psk, octets),
+                        pad=auth.psk_pad(prf256, Secret(b"other")))
+
+
+def test_credentials_keep_one_pad_per_prf() -> None:
+    from secpath.ike.config import Credentials
+
+    creds = Credentials(psk=Secret(b"secret"))
+    pad = creds.psk_pad("sha256")
+    assert pad is creds.psk_pad("sha256")  # made once
+    assert pad.reveal() == hmac.digest(b"secret", b"Key Pad for IKEv2", "sha256")
+    assert creds.psk_pad("sha1").reveal() == hmac.digest(b"secret", b"Key Pad for IKEv2", "sha1")
+    # the cache is no part of the value: equal, same hash, nothing shown
+    assert creds == Credentials(psk=Secret(b"secret"))
+    assert hash(creds) == hash(Credentials(psk=Secret(b"secret")))
+    assert "_psk_pads" not in repr(creds)
+    with pytest.raises(LocalError):
+        Credentials().psk_pad("sha256")
+
+
 # --- signatures ------------------------------------------------------------------
 
 

@@ -59,6 +59,22 @@ def test_prf_plus_definition() -> None:
     assert prf_plus("sha256", key, seed, 40).reveal() == (t1 + t2)[:40]
 
 
+@pytest.mark.parametrize("name", ["sha1", "sha256", "sha384", "sha512"])
+@pytest.mark.parametrize("length", [0, 1, 20, 32, 48, 64, 65, 168, 1000])
+def test_prf_plus_every_hmac_prf_and_length(name: str, length: int) -> None:
+    key, seed = b"K" * 17, b"Ni|Nr|SPIi|SPIr"
+    stream, block, n = b"", b"", 1
+    while len(stream) < length:
+        block = hmac.digest(key, block + seed + bytes((n,)), name)
+        stream, n = stream + block, n + 1
+    assert prf_plus(name, Secret(key), seed, length).reveal() == stream[:length]
+
+
+def test_prf_plus_unknown_prf() -> None:
+    with pytest.raises(LocalError):
+        prf_plus("md5", b"k", b"s", 16)
+
+
 def test_prf_plus_refuses_more_than_255_rounds() -> None:
     assert len(prf_plus("sha1", b"k", b"s", 255 * 20)) == 255 * 20
     with pytest.raises(LocalError):

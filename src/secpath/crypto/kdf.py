@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from secpath._frozen import fast_init
 from secpath.crypto.prf import prf, prf_key_bytes, prf_plus
 from secpath.crypto.registry import ESP_ENCRYPTION, ESP_INTEGRITY, IKE_ENCRYPTION, IKE_INTEGRITY
 from secpath.errors import LocalError
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class IkeSaKeys:
     """The seven keys of an IKE SA (RFC 7296 §2.14).
@@ -143,6 +145,7 @@ def child_keymat(
     return prf_plus(prf_name, sk_d, pfs + ni + nr, length)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ChildSaKeys:
     """ESP keys of one Child SA, split from KEYMAT (RFC 7296 §2.17).

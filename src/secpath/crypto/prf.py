@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.hmac import HMAC
+
 from secpath.crypto.registry import IKE_INTEGRITY
 from secpath.crypto.xcbc import BLOCK as _XCBC_BYTES
 from secpath.crypto.xcbc import AesXcbc, xcbc_prf, xcbc_prf_key
@@ -25,6 +28,20 @@ PRF_BY_IANA_ID: dict[int, str] = {i.prf_iana_id: i.name for i in IKE_INTEGRITY.v
 
 # RFC 7296 §2.13: prf+ output is limited to 255 iterations
 _MAX_PRF_PLUS_ROUNDS = 255
+
+
+# HMAC PRFs: name -> hash name, one dict look-up on the hot path
+_HMAC_HASH: dict[str, str] = {i.name: i.hash_name for i in IKE_INTEGRITY.values() if i.mac != "xcbc"}
+# the same hashes for cryptography's HMAC, whose copy() stays in Rust (prf+)
+_HASH_OBJECTS: dict[str, hashes.HashAlgorithm] = {
+    "sha1": hashes.SHA1(),  # noqa: S303 (HMAC-SHA-1 PRF, RFC 7296 §3.3.2: legacy suites)
+    "sha256": hashes.SHA256(), "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
+}
+_PRF_PLUS_HASH: dict[str, hashes.HashAlgorithm] = {
+    name: _HASH_OBJECTS[h] for name, h in _HMAC_HASH.items() if h in _HASH_OBJECTS}
+# prf+ counter octets (RFC 7296 §2.13: 0x01 .. 0xff)
+_COUNTER = [bytes((n,)) for n in range(_MAX_PRF_PLUS_ROUNDS + 1)]
 
 
 def _hash_name(name: str) -> str:
@@ -55,31 +72,43 @@ def prf_key_bytes(name: str) -> int:
 def prf(name: str, key: Secret | bytes, data: bytes) -> bytes:
     """``prf(key, data)``: HMAC with the PRF's hash (RFC 7296 §2.13)."""
     raw = key.reveal() if isinstance(key, Secret) else key
+    hash_name = _HMAC_HASH.get(name)
+    if hash_name is not None:
+        return hmac.digest(raw, data, hash_name)  # one-shot C path
     if _is_xcbc(name):
         return xcbc_prf(raw, data)
-    return hmac.digest(raw, data, _hash_name(name))
+    raise LocalError(f"unknown PRF {name!r}; known: {sorted(IKE_INTEGRITY)}")
 
 
 def prf_plus(name: str, key: Secret | bytes, seed: bytes, length: int) -> Secret:
     """``prf+(K, S)`` truncated to ``length`` bytes (RFC 7296 §2.13):
     ``T1 = prf(K, S | 0x01)``, ``Tn = prf(K, Tn-1 | S | n)``."""
-    if _is_xcbc(name):
-        return _xcbc_prf_plus(name, key, seed, length)
-    hash_name = _hash_name(name)
+    algorithm = _PRF_PLUS_HASH.get(name)
+    if algorithm is None:
+        if _is_xcbc(name):
+            return _xcbc_prf_plus(name, key, seed, length)
+        raise LocalError(f"unknown PRF {name!r}; known: {sorted(IKE_INTEGRITY)}")
     raw = key.reveal() if isinstance(key, Secret) else key
-    keyed = hmac.new(raw, digestmod=hash_name)  # keyed once, copied per block
-    out = bytearray()
-    block = b""
-    counter = 1
-    while len(out) < length:
+    # keyed once, copied per block: cryptography's HMAC copies in Rust, half
+    # the cost of a one-shot hmac.digest (an OpenSSL digest fetch each) or
+    # of copying a keyed hmac.HMAC (Python-level copy/update/digest)
+    keyed = HMAC(raw, algorithm)
+    mac = keyed.copy()
+    mac.update(seed + b"\x01")
+    block = mac.finalize()
+    out = [block]
+    got = len(block)
+    counter = 2
+    while got < length:
         if counter > _MAX_PRF_PLUS_ROUNDS:
             raise LocalError(f"prf+: {length} bytes exceed 255 rounds of {name}")
         mac = keyed.copy()
-        mac.update(block + seed + bytes((counter,)))
-        block = mac.digest()
-        out += block
+        mac.update(block + seed + _COUNTER[counter])
+        block = mac.finalize()
+        out.append(block)
+        got += len(block)
         counter += 1
-    return Secret(bytes(out[:length]))
+    return Secret(b"".join(out)[:length])
 
 
 def _xcbc_prf_plus(name: str, key: Secret | bytes, seed: bytes, length: int) -> Secret:

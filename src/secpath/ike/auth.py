@@ -42,6 +42,7 @@ __all__ = [
     "PrivateKey",
     "PublicKey",
     "psk_auth_data",
+    "psk_pad",
     "sign",
     "signed_octets",
     "validate_certificate",
@@ -266,13 +267,21 @@ def signed_octets(
     return message + peer_nonce + prf(sk_p.reveal(), identity.body())
 
 
-def psk_auth_data(prf: Prf, psk: Secret, octets: bytes) -> bytes:
-    """AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>)."""
-    return prf(prf(psk.reveal(), _KEY_PAD), octets)
+def psk_pad(prf: Prf, psk: Secret) -> Secret:
+    """``prf(Shared Secret, "Key Pad for IKEv2")`` (RFC 7296 §2.15): the same
+    for every AUTH made with this PSK and PRF, so callers may keep it."""
+    return Secret(prf(psk.reveal(), _KEY_PAD))
 
 
-def verify_psk(prf: Prf, psk: Secret, octets: bytes, auth_data: bytes) -> None:
-    if not hmac.compare_digest(psk_auth_data(prf, psk, octets), auth_data):
+def psk_auth_data(prf: Prf, psk: Secret, octets: bytes, *, pad: Secret | None = None) -> bytes:
+    """AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>);
+    ``pad``, if given, is :func:`psk_pad` of ``psk`` (computed once)."""
+    return prf((pad if pad is not None else psk_pad(prf, psk)).reveal(), octets)
+
+
+def verify_psk(prf: Prf, psk: Secret, octets: bytes, auth_data: bytes, *,
+               pad: Secret | None = None) -> None:
+    if not hmac.compare_digest(psk_auth_data(prf, psk, octets, pad=pad), auth_data):
         raise RemoteError("AUTH: shared key MIC does not match", notify=AUTHENTICATION_FAILED)
 
 

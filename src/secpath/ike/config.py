@@ -9,11 +9,13 @@ already loaded into memory (the engine reads no files:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 from cryptography import x509
 
+from secpath.crypto.prf import prf
 from secpath.errors import LocalError
-from secpath.ike.auth import Identity, PrivateKey
+from secpath.ike.auth import Identity, PrivateKey, psk_pad
 from secpath.ike.kerberos import KerberosCredentials, principal_identity
 from secpath.ike.selectors import SelectorPair, rule_selectors
 from secpath.policy.model import (
@@ -48,6 +50,19 @@ class Credentials:
     kerberos: KerberosCredentials | None = None
     # methods of the rule tried before this one and why they cannot be used
     skipped: tuple[str, ...] = ()
+    # prf(psk, "Key Pad for IKEv2") by PRF name, made on first use (RFC 7296
+    # §2.15: it depends on the PSK and the PRF only, not on the IKE SA)
+    _psk_pads: dict[str, Secret] = field(default_factory=dict, init=False, repr=False,
+                                         compare=False)
+
+    def psk_pad(self, prf_name: str) -> Secret:
+        """:func:`secpath.ike.auth.psk_pad` of ``psk`` with the PRF ``prf_name``."""
+        pad = self._psk_pads.get(prf_name)
+        if pad is None:
+            if self.psk is None:
+                raise LocalError("psk_pad: these credentials have no PSK")
+            pad = self._psk_pads[prf_name] = psk_pad(partial(prf, prf_name), self.psk)
+        return pad
 
     @property
     def method(self) -> str:

@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from secpath._frozen import fast_init
 from secpath.errors import LocalError, ParseError, RemoteError
 from secpath.ike.config import IkeConfig
 from secpath.ike.constants import ExchangeType, NotifyType
@@ -76,6 +77,7 @@ class IkeKeyMaterial:
     sk_ar: Secret
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Datagram:
     """A UDP datagram to send from ``source_port`` to ``destination``."""
@@ -105,6 +107,9 @@ class IkeEngine:
         # responder SAs by (initiator SPI, peer): a repeated IKE_SA_INIT is
         # answered (or dropped) by its SA, never starts a second one (§2.1)
         self._responders: dict[tuple[bytes, Address], IkeSa] = {}
+        # how many of them are half-open (INIT_DONE): each SA tells when it
+        # leaves that state (IkeSa.leave_half_open), no scan per IKE_SA_INIT
+        self._half_open = 0
         self._child_spis: set[int] = set()
         self._out: list[Datagram] = []
         self._events: deque[Event] = deque()
@@ -411,7 +416,7 @@ class IkeEngine:
             existing.receive(data, header, addr, local_port, now)  # §2.1: resend
             return
         try:
-            message = decode_message(data)
+            message = decode_message(data, header=header)  # the header is decoded already
         except ParseError:
             return
         critical = message.unsupported_critical_notify()
@@ -428,8 +433,7 @@ class IkeEngine:
             self._stateless(header, addr, local_port,
                             NotifyPayload(exc.notify or NotifyType.INVALID_SYNTAX))
             return
-        half_open = sum(1 for sa in self._responders.values() if sa.state is State.INIT_DONE)
-        if half_open >= self._timing.half_open_threshold:
+        if self._half_open >= self._timing.half_open_threshold:
             # RFC 7296 §2.6: answer with a COOKIE until the peer proves its address
             expected = cookie_value(self._cookie_secret, nonce.data, addr[0], header.spi_i)
             got = message.notify(NotifyType.COOKIE)
@@ -460,10 +464,15 @@ class IkeEngine:
                    local_port=local_port, state=State.INIT_DONE, created=now, suite=suite,
                    last_received=now)
         try:
-            respond_init(sa, message, data, ke, nonce)
+            respond_init(sa, message, data, ke, nonce, picked[0])
         except RemoteError as exc:
             self._stateless(header, addr, local_port,
                             NotifyPayload(exc.notify or NotifyType.INVALID_SYNTAX))
             return
         self.register(sa)
         self._responders[(header.spi_i, addr)] = sa
+        self._half_open += 1
+        sa.leave_half_open = self._left_half_open
+
+    def _left_half_open(self) -> None:
+        self._half_open -= 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from secpath._frozen import fast_init
 from secpath.ike.selectors import TrafficSelector
 from secpath.secret import Secret
 
@@ -30,6 +31,7 @@ __all__ = [
 Address = tuple[str, int]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EspSaParameters:
     """One direction of a Child SA: the arguments of
@@ -50,6 +52,7 @@ class EspSaParameters:
     lifetime_kb: int | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class IkeSaEstablished:
     ike_sa: int  # the engine's handle: our SPI of the IKE SA
@@ -92,6 +95,7 @@ class IkeSaFailed:
     remote_proposals: tuple[str, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ChildSaInstalled:
     ike_sa: int

@@ -49,8 +49,9 @@ def _own_auth(sa: IkeSa, cfg: IkeConfig, octets: bytes) -> list[Payload]:
     """CERT payloads (if any) and our AUTH over ``octets``."""
     creds = cfg.credentials
     if creds.psk is not None:
-        return [AuthPayload(auth.AuthMethod.SHARED_KEY_MIC,
-                            auth.psk_auth_data(sa.prf, creds.psk, octets))]
+        assert sa.suite is not None
+        return [AuthPayload(auth.AuthMethod.SHARED_KEY_MIC, auth.psk_auth_data(
+            sa.prf, creds.psk, octets, pad=creds.psk_pad(sa.suite.prf)))]
     assert creds.certificate is not None and creds.private_key is not None
     certs: list[Payload] = [CertPayload(CertEncoding.X509_SIGNATURE,
                                         auth.certificate_der(c))
@@ -72,7 +73,8 @@ def _verify_peer(sa: IkeSa, cfg: IkeConfig, message: Message, *, ident: Identity
     if creds.psk is not None:
         if auth_p.method != auth.AuthMethod.SHARED_KEY_MIC:
             raise RemoteError(f"AUTH method {auth_p.method}, the rule uses a PSK", notify=_FAILED)
-        auth.verify_psk(sa.prf, creds.psk, octets, auth_p.data)
+        assert sa.suite is not None
+        auth.verify_psk(sa.prf, creds.psk, octets, auth_p.data, pad=creds.psk_pad(sa.suite.prf))
         return
     certs = [c.data for c in message.all(CertPayload)
              if c.encoding == CertEncoding.X509_SIGNATURE]

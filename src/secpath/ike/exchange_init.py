@@ -22,9 +22,10 @@ from secpath.ike.payloads import (
     NoncePayload,
     NotifyPayload,
     Payload,
+    Proposal,
     SaPayload,
 )
-from secpath.ike.proposal import describe, ike_proposals, ike_suites, parse_ike, select_ike
+from secpath.ike.proposal import IkeSuite, describe, ike_proposals, ike_suites, parse_ike
 from secpath.ike.sa import NAT_T_PORT, IkeSa
 from secpath.ike.state import State
 from secpath.secret import Secret
@@ -151,12 +152,15 @@ def start_initiator(sa: IkeSa, now: float, group: int | None = None) -> None:
     sa.send_request((data,), None, now)
 
 
+def _names(suites: tuple[IkeSuite, ...]) -> tuple[str, ...]:
+    return tuple(s.name for s in suites)
+
+
 def init_response_step(sa: IkeSa, message: Message, now: float) -> State | None:
     from secpath.ike.exchange_auth import start_auth
 
     cfg = sa.config
     suites = ike_suites(cfg.key_exchange)
-    ours = tuple(s.name for s in suites)
     cookie = message.notify(NotifyType.COOKIE)
     if cookie is not None:
         if sa.cookie_tries >= _MAX_COOKIE_TRIES or not 1 <= len(cookie.data) <= 64:
@@ -170,7 +174,7 @@ def init_response_step(sa: IkeSa, message: Message, now: float) -> State | None:
         if (sa.ke_retries >= _MAX_KE_RETRIES or group not in {s.dh_group for s in suites}
                 or (sa.dh is not None and group == sa.dh.group)):
             sa.fail(f"INVALID_KE_PAYLOAD asks for group {group}, which we do not offer",
-                    NotifyType.INVALID_KE_PAYLOAD, ours)
+                    NotifyType.INVALID_KE_PAYLOAD, _names(suites))
             return None
         sa.ke_retries += 1
         start_initiator(sa, now, group)  # RFC 7296 §1.2: retry with the peer's group
@@ -180,7 +184,7 @@ def init_response_step(sa: IkeSa, message: Message, now: float) -> State | None:
             reason = "NO_PROPOSAL_CHOSEN: the responder accepts none of our proposals" \
                 if n.notify_type == NotifyType.NO_PROPOSAL_CHOSEN \
                 else f"IKE_SA_INIT refused by the peer: {notify_name(n.notify_type)} ({n.notify_type})"
-            sa.fail(reason, n.notify_type, ours)
+            sa.fail(reason, n.notify_type, _names(suites))
             return None
     sa_p, ke, nonce = message.get(SaPayload), message.get(KePayload), message.get(NoncePayload)
     if sa_p is None or ke is None or nonce is None or len(sa_p.proposals) != 1:
@@ -189,7 +193,7 @@ def init_response_step(sa: IkeSa, message: Message, now: float) -> State | None:
     if chosen is None or chosen not in suites or sa.dh is None or ke.dh_group != chosen.dh_group \
             or chosen.dh_group != sa.dh.group:
         sa.fail("IKE_SA_INIT: the responder chose a proposal we did not offer",
-                NotifyType.NO_PROPOSAL_CHOSEN, ours, describe(sa_p.proposals))
+                NotifyType.NO_PROPOSAL_CHOSEN, _names(suites), describe(sa_p.proposals))
         return None
     if not 16 <= len(nonce.data) <= 256 or message.header.spi_r == bytes(8):
         raise RemoteError("IKE_SA_INIT response: bad nonce or SPI", notify=None)
@@ -200,6 +204,7 @@ def init_response_step(sa: IkeSa, message: Message, now: float) -> State | None:
     sa.suite, sa.nr, sa.spi_r = chosen, nonce.data, message.header.spi_r
     sa.init_response = sa.raw_in
     derive_keys(sa, shared)
+    sa.dh = None  # RFC 7296 §2.12: the private value is not needed once g^ir is made
     check_nat(sa, message, sa.spi_r)
     read_hash_algorithms(sa, message)
     if sa.udp_encapsulated and sa.local_port != NAT_T_PORT:
@@ -232,8 +237,9 @@ def choose(message: Message) -> tuple[SaPayload, KePayload, NoncePayload]:
 
 
 def respond_init(sa: IkeSa, message: Message, raw: bytes, ke: KePayload,
-                 nonce: NoncePayload) -> None:
-    """Compute keys and send the IKE_SA_INIT response (suite already chosen)."""
+                 nonce: NoncePayload, chosen: Proposal) -> None:
+    """Compute keys and send the IKE_SA_INIT response: the suite is chosen,
+    ``chosen`` is the proposal that answers it (``select_ike``)."""
     assert sa.suite is not None
     cfg = sa.config
     try:
@@ -248,15 +254,13 @@ def respond_init(sa: IkeSa, message: Message, raw: bytes, ke: KePayload,
     sa.ni, sa.nr = nonce.data, sa.ctx.rng(NONCE_BYTES)
     sa.init_request = raw
     derive_keys(sa, shared)
+    public = sa.dh.public_bytes
+    sa.dh = None  # RFC 7296 §2.12: the private value is not needed once g^ir is made
     check_nat(sa, message, bytes(8))
     read_hash_algorithms(sa, message)
-    sa_p = message.get(SaPayload)
-    chosen = select_ike(sa_p.proposals if sa_p is not None else (), [sa.suite])
-    if chosen is None:
-        raise RemoteError("IKE_SA_INIT: suite vanished", notify=NotifyType.NO_PROPOSAL_CHOSEN)
     payloads: list[Payload] = [
-        SaPayload((chosen[0],)),
-        KePayload(sa.suite.dh_group, sa.dh.public_bytes),
+        SaPayload((chosen,)),
+        KePayload(sa.suite.dh_group, public),
         NoncePayload(sa.nr),
         *nat_notifies_responder(sa),
     ]

@@ -25,14 +25,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from secpath._frozen import fast_init
 from secpath.crypto.sk import SkCipher
 from secpath.errors import LocalError, ParseError
 from secpath.ike.constants import IKE_HEADER_BYTES, HeaderFlag, NotifyType, PayloadType
 from secpath.ike.payloads import (
+    _DECODERS,
+    _ENCODERS,
     NotifyPayload,
     Payload,
     UnknownPayload,
-    decode_payload_body,
     encode_payload_body,
 )
 
@@ -66,6 +68,7 @@ _SKF = int(PayloadType.SKF)
 _FRAGMENT_NUMBERS = struct.Struct("!HH")  # RFC 7383 §2.5
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Header:
     """The IKE header (RFC 7296 §3.1) without Next Payload and Length, which
@@ -90,6 +93,7 @@ class Header:
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Fragment:
     """The decrypted content of one Encrypted Fragment payload (RFC 7383 §2.5).
@@ -104,6 +108,7 @@ class Fragment:
     data: bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Message:
     """One IKE message.  ``encrypted``: the payloads are (or were) carried in
@@ -144,10 +149,11 @@ class Message:
 
     def unsupported_critical_notify(self) -> NotifyPayload | None:
         """The Notify payload that answers :attr:`unknown_critical`, if any."""
-        critical = self.unknown_critical
-        if not critical:
-            return None
-        return NotifyPayload(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, bytes((critical[0],)))
+        for p in self.payloads:  # the first of unknown_critical, without building it
+            if isinstance(p, UnknownPayload) and p.critical:
+                return NotifyPayload(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD,
+                                     bytes((p.payload_type,)))
+        return None
 
 
 # --- header --------------------------------------------------------------------
@@ -198,7 +204,14 @@ def encode_payload_chain(payloads: Sequence[Payload], last_next: int = 0) -> tup
     parts: list[bytes] = []
     last = len(payloads) - 1
     for i, payload in enumerate(payloads):
-        body = encode_payload_body(payload)
+        encoder = _ENCODERS.get(type(payload))  # encode_payload_body, without a call per payload
+        if encoder is None:
+            body = encode_payload_body(payload)
+        else:
+            try:
+                body = encoder(payload)
+            except struct.error as exc:
+                raise LocalError(f"{type(payload).__name__}: a field does not fit: {exc}") from exc
         nxt = payloads[i + 1].payload_type if i < last else last_next
         critical = _CRITICAL if isinstance(payload, UnknownPayload) and payload.critical else 0
         if len(body) > 0xFFFF - 4:
@@ -211,7 +224,7 @@ def encode_payload_chain(payloads: Sequence[Payload], last_next: int = 0) -> tup
 def decode_payload_chain(first: int, data: bytes) -> tuple[Payload, ...]:
     """Parse a chain of payloads that must end exactly at the end of ``data``
     and must not contain SK or SKF (an inner chain)."""
-    payloads, tail, _ = _walk(first, data, 0)
+    payloads, tail, _ = _walk(first, data if type(data) is bytes else bytes(data), 0)
     if tail is not None:
         raise ParseError(f"payload type {tail[0]} is not allowed inside an encrypted payload")
     return payloads
@@ -238,8 +251,12 @@ def _walk(first: int, data: bytes, pos: int
         body_end = pos + length
         if body_end > end:
             raise ParseError(f"payload length {length} runs past the message")
-        payloads.append(decode_payload_body(ptype, data[pos + 4 : body_end],
-                                            bool(flags & _CRITICAL)))
+        decoder = _DECODERS.get(ptype)  # decode_payload_body, without a call per payload
+        if decoder is None:
+            payloads.append(UnknownPayload(ptype, data[pos + 4 : body_end],
+                                           bool(flags & _CRITICAL)))
+        else:
+            payloads.append(decoder(data[pos + 4 : body_end]))
         pos = body_end
         ptype = nxt
     if pos != end:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
+from secpath._frozen import fast_init
 from secpath.errors import LocalError, ParseError
 from secpath.ike.constants import PayloadType, ProtocolId, TransformAttributeType, TsType
 from secpath.ike.selectors import TrafficSelector
@@ -51,6 +52,7 @@ _MAX_ITEMS = 256  # bound on proposals, transforms, attributes, selectors, SPIs
 # --- SA (RFC 7296 §3.3) -------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TransformAttribute:
     """RFC 7296 §3.3.5.  An ``int`` value is TV format (AF = 1, 16 bits);
@@ -60,6 +62,7 @@ class TransformAttribute:
     value: int | bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Transform:
     """RFC 7296 §3.3.2: ``type`` is a TransformType, ``id`` the Transform ID."""
@@ -77,6 +80,7 @@ class Transform:
         return None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Proposal:
     """RFC 7296 §3.3.1: ``number`` starts at 1; ``spi`` is empty for the first
@@ -88,6 +92,7 @@ class Proposal:
     transforms: tuple[Transform, ...]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SaPayload:
     payload_type: ClassVar[int] = PayloadType.SA
@@ -97,6 +102,7 @@ class SaPayload:
 # --- simple payloads ------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class KePayload:
     """RFC 7296 §3.4."""
@@ -106,6 +112,7 @@ class KePayload:
     data: bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class IdPayload:
     """RFC 7296 §3.5: ``id_type`` is an IdType, ``data`` the identification."""
@@ -115,16 +122,19 @@ class IdPayload:
     data: bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class IdiPayload(IdPayload):
     payload_type: ClassVar[int] = PayloadType.IDI
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class IdrPayload(IdPayload):
     payload_type: ClassVar[int] = PayloadType.IDR
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CertPayload:
     """RFC 7296 §3.6: ``encoding`` is a CertEncoding (4 = X.509 DER)."""
@@ -134,6 +144,7 @@ class CertPayload:
     data: bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CertReqPayload:
     """RFC 7296 §3.7: for X.509, ``data`` is SHA-1 hashes of trusted CAs'
@@ -144,6 +155,7 @@ class CertReqPayload:
     data: bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AuthPayload:
     """RFC 7296 §3.8: ``method`` is an AuthMethod."""
@@ -153,6 +165,7 @@ class AuthPayload:
     data: bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class NoncePayload:
     """RFC 7296 §3.9: 16 to 256 bytes."""
@@ -161,6 +174,7 @@ class NoncePayload:
     data: bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class NotifyPayload:
     """RFC 7296 §3.10: ``notify_type`` (see NotifyType), an optional SPI of
@@ -173,6 +187,7 @@ class NotifyPayload:
     spi: bytes = b""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DeletePayload:
     """RFC 7296 §3.11: no SPI for the IKE SA, 4-byte SPIs for ESP/AH."""
@@ -182,6 +197,7 @@ class DeletePayload:
     spis: tuple[bytes, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class VendorIdPayload:
     """RFC 7296 §3.12."""
@@ -190,6 +206,7 @@ class VendorIdPayload:
     data: bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TsPayload:
     """RFC 7296 §3.13."""
@@ -198,16 +215,19 @@ class TsPayload:
     selectors: tuple[TrafficSelector, ...]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TsiPayload(TsPayload):
     payload_type: ClassVar[int] = PayloadType.TSI
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TsrPayload(TsPayload):
     payload_type: ClassVar[int] = PayloadType.TSR
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class UnknownPayload:
     """A payload this codec does not parse (CP, EAP, or an unknown type).

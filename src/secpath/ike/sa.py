@@ -183,6 +183,10 @@ class IkeSa:
     raw_in: bytes = b""  # the datagram being handled (RealMessage2 for §2.15)
     # the Kerberos IKE_AUTH round trips in progress (docs/kerberos.md)
     kerberos: KerberosExchange | None = None
+    # set by the engine on a responder SA it counts as half-open (RFC 7296
+    # §2.6): called once, when the SA leaves INIT_DONE for good
+    # (authenticated, failed, timed out or deleted)
+    leave_half_open: Callable[[], None] | None = None
 
     # -- identity ------------------------------------------------------------------
 
@@ -364,7 +368,14 @@ class IkeSa:
             self.state = next_state
         elif transition.next_state is not None:
             self.state = transition.next_state
+        if self.leave_half_open is not None:
+            self._settle_half_open()
         self.pump(now)
+
+    def _settle_half_open(self) -> None:
+        if self.state is not State.INIT_DONE and self.leave_half_open is not None:
+            leave, self.leave_half_open = self.leave_half_open, None
+            leave()
 
     # -- timers ---------------------------------------------------------------------
 
@@ -419,6 +430,8 @@ class IkeSa:
             self.drop_child(child, reason)
         self.state = State.CLOSED
         self.closed_reason = reason
+        if self.leave_half_open is not None:
+            self._settle_half_open()
         self.outstanding = None
         self.queue.clear()
         if emit:
