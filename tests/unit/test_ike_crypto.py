@@ -161,7 +161,7 @@ def test_tampering_is_integrity_error(enc: str, integ: str | None, ke: int, ka: 
         with pytest.raises(IntegrityError):
             sk.open(prefix, bytes(broken))
     with pytest.raises(IntegrityError):
-        sk.open(b"X" + prefix[1:], sealed)
+        sk.open(bytes([prefix[0] ^ 0x01]) + prefix[1:], sealed)  # (b"X" + … was the same 1 in 256)
     err = IntegrityError("x")
     assert isinstance(err, ParseError) and err.notify is None  # RFC 7296 §2.21.1: silent drop
 
