@@ -39,6 +39,12 @@ bare AES-GCM loops, and against the path the policy agent took before it
 (``encapsulate`` of an ESP-in-UDP SA and the outer IP + UDP header cut off;
 a synthetic IP + UDP header in front of the datagram and ``decapsulate``).
 
+Last, raw ESP (IP protocol 50, no UDP) in transport mode, the default
+between servers on one network, aes128gcm16, 1400 B: ``encapsulate`` /
+``decapsulate`` against the same bare AES-GCM loops and against the same
+SA with its fast paths switched off (the general code, which this mode
+took before it had fast paths).
+
 Run: ``python -m bench esp`` (or ``python -m bench.bench_esp``).
 """
 
@@ -275,6 +281,77 @@ def measure_udp(mode: str, packet: bytes) -> UdpResult:
     )
 
 
+class _General(SecurityAssociation):
+    """An SA with its fast paths switched off: the general code."""
+
+    __slots__ = ()
+
+    def _set_fast_limits(self) -> None:
+        self._fast_out_until = self._fast_udp_out_until = 0
+        self._fast_in_min = self._fast_udp_in_min = 1 << 64
+
+
+def measure_raw_transport(packet: bytes) -> UdpResult:
+    """Raw ESP in transport mode, aes128gcm16: ``encapsulate`` and
+    ``decapsulate`` (the ``*_speedup`` fields: against the general code)."""
+    enc, _ = keys("aes128gcm16")
+
+    def sa(cls: type[SecurityAssociation] = SecurityAssociation) -> SecurityAssociation:
+        return cls(0x1000, "aes128gcm16", enc, None, mode="transport")
+
+    sender, general_sender, source, receiver, general_receiver = (
+        sa(), sa(_General), sa(), sa(), sa(_General))
+    aead = AESGCM(enc[:16])
+    encrypt, decrypt = aead.encrypt, aead.decrypt
+    nonce, aad, salt = os.urandom(12), os.urandom(8), enc[16:]
+    encapsulate, general_encapsulate = sender.encapsulate, general_sender.encapsulate
+    decapsulate, general_decapsulate = receiver.decapsulate, general_receiver.decapsulate
+
+    def run_bare_encrypt() -> None:
+        for _ in range(BATCH):
+            encrypt(nonce, packet, aad)
+
+    def run_encapsulate() -> None:
+        for _ in range(BATCH):
+            encapsulate(packet)
+
+    def run_general_encapsulate() -> None:
+        for _ in range(BATCH):
+            general_encapsulate(packet)
+
+    times: dict[str, list[float]] = {k: [] for k in ("bare_e", "e", "old_e", "bare_d", "d", "old_d")}
+    for _ in range(ROUNDS):
+        wires = [source.encapsulate(packet) for _ in range(BATCH)]
+        opened = [(salt + w[28:36], w[36:], w[20:28]) for w in wires]
+
+        def run_decapsulate(wires: list[bytes] = wires) -> None:
+            for wire in wires:
+                decapsulate(wire)
+
+        def run_general_decapsulate(wires: list[bytes] = wires) -> None:
+            for wire in wires:
+                general_decapsulate(wire)
+
+        def run_bare_decrypt(opened: list[tuple[bytes, bytes, bytes]] = opened) -> None:
+            for n, ciphertext, a in opened:
+                decrypt(n, ciphertext, a)
+
+        times["bare_e"].append(cpu_seconds(run_bare_encrypt))
+        times["e"].append(cpu_seconds(run_encapsulate))
+        times["old_e"].append(cpu_seconds(run_general_encapsulate))
+        times["bare_d"].append(cpu_seconds(run_bare_decrypt))
+        times["d"].append(cpu_seconds(run_decapsulate))
+        times["old_d"].append(cpu_seconds(run_general_decapsulate))
+    assert receiver.counters.packets_in == general_receiver.counters.packets_in == BATCH * ROUNDS
+    return UdpResult(
+        encapsulate=BATCH / min(times["e"]), decapsulate=BATCH / min(times["d"]),
+        encapsulate_ratio=median_ratio(times["bare_e"], times["e"]),
+        decapsulate_ratio=median_ratio(times["bare_d"], times["d"]),
+        encapsulate_speedup=median_ratio(times["old_e"], times["e"]),
+        decapsulate_speedup=median_ratio(times["old_d"], times["d"]),
+    )
+
+
 def scapy_rates(name: str, packet: bytes) -> tuple[float, float]:
     enc, integ = keys(name)
     crypt, auth = SCAPY_NAMES[name]
@@ -344,6 +421,20 @@ def main() -> None:
         print(f"{mode:<17} {1400:>5} {u.encapsulate:>12,.0f} {u.decapsulate:>12,.0f} "
               f"{u.encapsulate_ratio:>9.2f}x {u.decapsulate_ratio:>9.2f}x "
               f"{u.encapsulate_speedup:>9.2f}x {u.decapsulate_speedup:>9.2f}x", flush=True)
+    main_raw_transport()
+
+
+def main_raw_transport() -> None:
+    """The raw transport-mode row alone: ``python -c 'from bench.bench_esp import
+    main_raw_transport; main_raw_transport()'``."""
+    print("\nRaw ESP (protocol 50) in transport mode, aes128gcm16: encapsulate / decapsulate;\n"
+          "x bare as above; x general: / the same SA with its fast paths off")
+    print(f"{'mode':<17} {'size':>5} {'encap pkt/s':>12} {'decap pkt/s':>12} "
+          f"{'enc x bare':>10} {'dec x bare':>10} {'enc x gen':>10} {'dec x gen':>10}")
+    r = measure_raw_transport(inner_packet(1400))
+    print(f"{'transport (raw)':<17} {1400:>5} {r.encapsulate:>12,.0f} {r.decapsulate:>12,.0f} "
+          f"{r.encapsulate_ratio:>9.2f}x {r.decapsulate_ratio:>9.2f}x "
+          f"{r.encapsulate_speedup:>9.2f}x {r.decapsulate_speedup:>9.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ CASES = [
     ("aes256-sha512", "tunnel", False, 4),
     ("aes128gcm16", "tunnel", True, 4),
     ("aes256gcm16", "transport", False, 6),
+    ("aes128gcm16", "transport", False, 4),  # the fast path of raw transport mode
     ("null-sha256", "tunnel", False, 4),
 ]
 PORT = 40999

@@ -4,8 +4,10 @@ Sans-IO.  The public surface is re-exported here; the modules behind it are
 ``transforms`` (ciphers and ICVs), ``sa`` (one security association),
 ``replay`` (sequence numbers and the anti-replay window), ``ip`` (headers,
 checksums, ECN), ``udp`` (RFC 3948 encapsulation), ``lifetime`` and
-``errors``; ``modes`` (transport/tunnel packet surgery), ``sad`` (SPI
-lookup) and ``wireshark`` (the ``esp_sa`` key table).
+``errors``; ``modes`` (transport/tunnel packet surgery), ``accounting``
+(counters and lifetimes of an SA), ``datagram`` (an SA through a UDP
+socket), ``transport`` (the fast paths of raw IPv4 transport mode), ``sad``
+(SPI lookup) and ``wireshark`` (the ``esp_sa`` key table).
 """
 
 from secpath.esp.errors import (

@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidTag
 from secpath.errors import LocalError
 from secpath.esp import datagram as _datagram
 from secpath.esp import ip as _ip
+from secpath.esp import transport as _transport
 from secpath.esp.accounting import OCTETS_SHIFT, SaAccounting
 from secpath.esp.errors import (
     DummyPacket,
@@ -173,7 +174,8 @@ class SecurityAssociation(SaAccounting):
             self._setup_tunnel(tunnel)
         elif tunnel is not None:
             raise LocalError("tunnel endpoints given for a transport-mode SA")
-        # the hot path: AEAD, 32-bit sequence numbers, IPv4 in an IPv4 tunnel
+        # the hot paths: AEAD, 32-bit sequence numbers, IPv4 in an IPv4 tunnel;
+        # raw ESP in transport mode (IPv4: secpath.esp.transport)
         self._fast_v4 = self._aead and self._tunnel_mode and len(self._tunnel_src) == 4
         self._fast_overhead = 20 + (8 if self._udp else 0) + self._overhead + 2
         self._fast_out_until = self._fast_in_min = self._fast_udp_out_until = 0
@@ -187,12 +189,17 @@ class SecurityAssociation(SaAccounting):
         :meth:`decapsulate` and their UDP-socket forms: folds the SA's kind,
         the sequence number and packet limits and a hard lifetime passed
         into one number each."""
-        fast_out = self._fast_v4 and not self._udp
+        fast_out = (self._fast_v4 or (self._aead and not self._tunnel_mode)) and not self._udp
         until = min(self._seq_limit + 1, self._limit_packets_out)
         self._fast_out_until = until if fast_out else 0
         self._fast_udp_out_until = until if self._aead else 0
         fast_in = self._aead and not self._closed_in
-        self._fast_in_min = _V4_AEAD_MIN if fast_in and self._tunnel_mode else _NEVER
+        if not fast_in:
+            self._fast_in_min = _NEVER
+        elif self._tunnel_mode:
+            self._fast_in_min = _V4_AEAD_MIN
+        else:
+            self._fast_in_min = _NEVER if self._udp else _transport.TRANSPORT_V4_MIN
         self._fast_udp_in_min = (
             (_datagram.UDP_TUNNEL_MIN if self._tunnel_mode else _datagram.UDP_TRANSPORT_MIN)
             if fast_in else _NEVER
@@ -271,8 +278,11 @@ class SecurityAssociation(SaAccounting):
         # The hot path: AEAD, 32-bit sequence numbers, IPv4 in an IPv4 tunnel
         # without UDP, below every limit (see _set_fast_limits).  One struct
         # for the outer IPv4 header (RFC 4301 §5.1.2.1), ESP header and IV
-        # (RFC 4106 §3.1: the IV is the sequence number).
+        # (RFC 4106 §3.1: the IV is the sequence number).  Raw ESP in
+        # transport mode: secpath.esp.transport.
         if seq < self._fast_out_until:
+            if not self._tunnel_mode:
+                return _transport.encapsulate_v4(self, packet, seq, n)
             try:
                 version, tos, length, flags = _inner_v4_head(packet)
             except struct.error:  # not even an IPv4 header
@@ -405,8 +415,10 @@ class SecurityAssociation(SaAccounting):
         # header without options, ECN or fragmentation, as long as the buffer,
         # ESP (not in UDP), a sequence number above the window (RFC 4303
         # §3.4.3: checked before the ICV), an IPv4 packet inside without TFC
-        # padding.
+        # padding.  Raw ESP in transport mode: secpath.esp.transport.
         if n >= self._fast_in_min:
+            if not self._tunnel_mode:
+                return _transport.decapsulate_v4(self, packet, n)
             first, end, fragment_proto, spi, seq, iv = _outer_v4_esp(packet)
             replay = self._replay
             top = replay.top

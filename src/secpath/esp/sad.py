@@ -18,11 +18,26 @@ from secpath.esp.udp import NAT_KEEPALIVE, NON_ESP_MARKER
 __all__ = ["SecurityAssociationDatabase", "esp_spi"]
 
 _I = struct.Struct("!I")
+# an IPv4 packet's version/IHL, total length, flags/fragment offset,
+# protocol and the first word after a header without options (an SPI)
+_v4_spi = struct.Struct("!BxH2xHxB10xI").unpack_from
 
 
 def esp_spi(packet: bytes) -> int:
     """The SPI of an ESP or ESP-in-UDP packet; keepalives and IKE behind the
     non-ESP marker raise their silent drops (RFC 3948 §2.2, §2.3)."""
+    if len(packet) >= 28:
+        # the common case: ESP after an IPv4 header without options, not a
+        # fragment, the ESP header inside the total length
+        first, total, fragment, proto, spi = _v4_spi(packet)
+        if (first == 0x45 and proto == _ip.IPPROTO_ESP and not fragment & 0x3FFF
+                and 28 <= total <= len(packet)):
+            return int(spi)
+    return _esp_spi(packet)
+
+
+def _esp_spi(packet: bytes) -> int:
+    """:func:`esp_spi` in general: IPv4 options, IPv6 extension headers, UDP."""
     h = _ip.parse_ip(packet, transport=True)
     start, end = h.header_end, h.total_length
     if h.next_header == _ip.IPPROTO_UDP:
