@@ -22,7 +22,7 @@ from secpath.esp.ip import checksum
 from secpath.esp.sad import _esp_spi, esp_spi
 from secpath.esp.transforms import make_transform
 from secpath.secret import Secret
-from tests.unit.test_esp_fastpath import KEY, General
+from tests.unit.test_esp_fastpath import KEY, General, assert_counter_stops, assert_same_lifetimes
 
 TRANSFORMS = {"aes128gcm16": KEY, "aes256gcm16": bytes(range(36)),
               "chacha20poly1305": bytes(range(36))}
@@ -281,35 +281,11 @@ def test_udp_encapsulated_and_non_aead_sas_stay_general() -> None:
     Lifetime(soft_bytes=100, hard_packets=6),
 ])
 def test_lifetimes_both_directions(lifetime: Lifetime) -> None:
-    sender = make(SecurityAssociation)
-    fast, general = pair(lifetime=lifetime)
-    for size in (80, 120, 60, 200, 100, 90, 70):
-        packet = packet_v4(bytes(size))
-        wire = sender.encapsulate(packet)
-        results = []
-        for sa in (fast, general):
-            try:
-                results.append((sa.encapsulate(packet), sa.decapsulate(wire)))
-            except LifetimeExpiredError as exc:
-                results.append(str(exc))  # type: ignore[arg-type]
-        assert results[0] == results[1]
-        assert fast.take_events() == general.take_events()
-        assert fast.counters == general.counters
-        assert (fast.soft_expired, fast.hard_expired) == (general.soft_expired,
-                                                          general.hard_expired)
+    assert_same_lifetimes(make(SecurityAssociation), *pair(lifetime=lifetime), packet_v4)
 
 
 def test_32_bit_counter_stops_on_the_fast_path_too() -> None:
-    fast, general = pair()
-    packet = packet_v4(bytes(20))
-    for sa in (fast, general):
-        sa._seq_out = 0xFFFFFFFE
-        sa._set_fast_limits()
-        sa.encapsulate(packet)
-    assert fast.sequence_number == general.sequence_number == 0xFFFFFFFF
-    for sa in (fast, general):
-        with pytest.raises(LocalError, match="exhausted"):
-            sa.encapsulate(packet)
+    assert_counter_stops(*pair(), packet_v4(bytes(20)))
 
 
 # -- esp_spi: the IPv4 shortcut against the general parser ---------------------
