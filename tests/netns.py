@@ -83,12 +83,13 @@ def namespaces(*roles: str) -> Iterator[dict[str, str]]:
 
 
 def veth(ns_a: str, addr_a: str, ns_b: str, addr_b: str, *, tag: str = "") -> None:
-    """A veth pair between two namespaces with addresses (CIDR notation)."""
+    """A veth pair between two namespaces with addresses (CIDR notation; IPv6
+    ones without duplicate address detection, so they are usable at once)."""
     tag = tag or uuid.uuid4().hex[:4]
     a, b = f"va{tag}", f"vb{tag}"
     run(["ip", "link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", ns_b])
     for ns, dev, addr in ((ns_a, a, addr_a), (ns_b, b, addr_b)):
-        run_in(ns, ["ip", "addr", "add", addr, "dev", dev])
+        run_in(ns, ["ip", "addr", "add", addr, "dev", dev, *(["nodad"] if ":" in addr else [])])
         run_in(ns, ["ip", "link", "set", dev, "up"])
 
 

@@ -8,7 +8,7 @@ them too, so the daemon installs an nftables table (``inet secpath``) that
 mirrors the SPD in its own order: every entry, most specific first, accepts
 (permit; negotiate where clear text is allowed) or drops (block; negotiate
 otherwise).  Decrypted traffic (from the TUN device), IKE, NAT-T and ESP,
-and the daemon's own marked packets pass.  The table is replaced atomically
+the daemon's own marked packets and IPv6 neighbour discovery pass.  The table is replaced atomically
 and removed on exit (and at the next start after a crash).
 """
 
@@ -61,6 +61,12 @@ def _verdict(entry: SpdEntry, direction: Direction) -> str:
     return "accept" if clear_ok else "drop"
 
 
+# IPv6 neighbour discovery (RFC 4861) bypasses the policy, as RFC 4301 §4.4.1
+# lets it and strongSwan's bypass policies do: dropping a peer's neighbour
+# advertisements would cut the very path ESP travels on
+_ND = "nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect"
+
+
 def ruleset(policies: Iterable[Policy], *, tun: str, fwmark: int, ports: tuple[int, int]) -> str:
     """The whole ``inet secpath`` table for the running policy, as nft input."""
     inbound: list[str] = []
@@ -81,6 +87,7 @@ def ruleset(policies: Iterable[Policy], *, tun: str, fwmark: int, ports: tuple[i
             '    iifname "lo" accept',
             f"    udp dport {{ {ike}, {natt} }} accept",
             "    meta l4proto esp accept",
+            f"    icmpv6 type {{ {_ND} }} accept",
             *inbound,
             "  }",
             "  chain output {",
@@ -88,6 +95,7 @@ def ruleset(policies: Iterable[Policy], *, tun: str, fwmark: int, ports: tuple[i
             f"    meta mark {fwmark:#x} accept",
             f'    oifname "{tun}" accept',
             '    oifname "lo" accept',
+            f"    icmpv6 type {{ {_ND} }} accept",
             *outbound,
             "  }",
             "}",

@@ -6,7 +6,9 @@ socket for ESP (IP protocol 50) and for packets sent in clear, the TUN
 device that protected traffic is routed into (as strongSwan's
 ``kernel-libipsec`` does), and the control socket.  Everything it adds to
 the kernel is removed on exit, and a crashed run's leftovers at the next
-start.  IPv4 only for now.
+start.  IPv4 and IPv6: each local address gets sockets of its family
+(``secpath.daemon.sockets``), and the remote sides of IPv6 rules are routed
+into the TUN device as the IPv4 ones are.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from secpath.daemon.control import ControlServer
 from secpath.daemon.driver import AgentDriver
 from secpath.daemon.firewall import Firewall
 from secpath.daemon.netsetup import NetSetup, RoutingConfig
+from secpath.daemon.sockets import RawSockets, udp_socket
 from secpath.daemon.tun import TunDevice
 from secpath.errors import LocalError
 from secpath.ike.config import Timing
@@ -42,7 +45,6 @@ from secpath.policy.model import AddressKind, Behavior, IpNetwork, Policy
 
 __all__ = ["Daemon", "DaemonOptions"]
 
-IPPROTO_ESP = 50
 T = TypeVar("T")
 
 
@@ -83,8 +85,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._net: NetSetup | None = None
         self._tun: TunDevice | None = None
-        self._raw_out: socket.socket | None = None
-        self._raw_esp: socket.socket | None = None
+        self._raw: dict[int, RawSockets] = {}  # IP version -> its raw sockets
         self._control: ControlServer | None = None
         self.events: list[dict[str, Any]] = []  # recent agent events, for status
         self._netlink_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="netlink")
@@ -106,15 +107,23 @@ class Daemon:
             self._tun = TunDevice(self.options.tun_name)
             await self._netlink(self._net.link_up, self._tun.name, self.options.mtu)
             _sysctl(f"net/ipv4/conf/{self._tun.name}/rp_filter", "0")
+            for key in ("accept_ra", "autoconf", "router_solicitations"):
+                _sysctl(f"net/ipv6/conf/{self._tun.name}/{key}", "0")
             await self._netlink(self._net.install_rules)
             self._firewall = Firewall()
             self._firewall.remove()  # a crashed run's table
             mark = self.options.routing.fwmark
-            self._raw_out = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-            self._raw_out.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
-            self._raw_esp = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_ESP)
-            self._raw_esp.setblocking(False)
-            loop.add_reader(self._raw_esp.fileno(), self._esp_readable)
+            for version, family in ((4, socket.AF_INET), (6, socket.AF_INET6)):
+                try:
+                    raw = RawSockets(family, mark)
+                except OSError as exc:
+                    if version == 4:
+                        raise
+                    if self.log is not None:
+                        self.log.write(LogRecord(time.time(), 1, "ipv6", f"no IPv6 raw sockets: {exc}"))
+                    continue
+                self._raw[version] = raw
+                loop.add_reader(raw.fileno(), self._esp_readable, raw)
             loop.add_reader(self._tun.fd, self._tun_readable)
             await self._load(policy)
             settings = policy.monitor
@@ -157,11 +166,10 @@ class Daemon:
             loop.remove_reader(self._tun.fd)
             self._tun.close()
             self._tun = None
-        if self._raw_esp is not None:
-            loop.remove_reader(self._raw_esp.fileno())
-            self._raw_esp.close()
-        if self._raw_out is not None:
-            self._raw_out.close()
+        for raw in self._raw.values():
+            loop.remove_reader(raw.fileno())
+            raw.close()
+        self._raw = {}
         if self._firewall is not None:
             self._firewall.remove()
         if self._net is not None:
@@ -196,7 +204,7 @@ class Daemon:
                 host = _Host(address, sub, agent, driver, sockets)
                 hosts[address] = host
                 for agent_port, port in ((500, self.options.ike_port), (4500, self.options.nat_t_port)):
-                    sock = _udp_socket(address, port, self.options.routing.fwmark)
+                    sock = udp_socket(address, port, self.options.routing.fwmark)
                     sockets[agent_port] = sock
                     loop.add_reader(sock.fileno(), self._udp_readable, host, sock, agent_port)
                 host.routes = _routes(sub)
@@ -255,8 +263,10 @@ class Daemon:
                         elif port == 4500:
                             port = self.options.nat_t_port
                         sock.sendto(out.data, (out.destination[0], port))
-                elif self._raw_out is not None:
-                    self._raw_out.sendto(out.data, (out.destination[0], 0))
+                else:
+                    raw = self._raw.get(out.data[0] >> 4) if out.data else None
+                    if raw is not None:
+                        raw.send(out.data, out.destination[0])
             except OSError:
                 agent.stats.inc("main_mode", "send_failures")
 
@@ -302,26 +312,30 @@ class Daemon:
             host.driver.datagram(data, (source[0], port), local_port, flush=False)
         host.driver.flush()
 
-    def _esp_readable(self) -> None:
-        assert self._raw_esp is not None
-        for _ in range(64):
-            try:
-                packet = self._raw_esp.recv(65535)
-            except BlockingIOError:
-                return
-            if len(packet) < 20:
-                continue
-            host = self._by_packed.get(packet[16:20])
+    def _esp_readable(self, raw: RawSockets) -> None:
+        for local, packet in raw.receive():
+            host = self._by_packed.get(local)
             if host is not None:
                 host.driver.packet_from_network(packet)
 
     def _host_for(self, packet: bytes) -> _Host | None:
-        if len(packet) < 20 or packet[0] >> 4 != 4:
+        """The host (local address) that sends ``packet`` from the TUN device:
+        the one of its source address, else the first of its family.  IPv6
+        multicast and link-local packets (the kernel's own neighbour and
+        listener chatter on the device) belong to none."""
+        if len(packet) >= 20 and packet[0] >> 4 == 4:
+            source = packet[12:16]
+        elif len(packet) >= 40 and packet[0] >> 4 == 6:
+            if packet[24] == 0xFF or packet[8:10] == b"\xfe\x80" or packet[8:24] == bytes(16):
+                return None
+            source = packet[8:24]
+        else:
             return None
-        host = self._by_packed.get(packet[12:16])
+        host = self._by_packed.get(source)
         if host is not None:
             return host
-        return next(iter(self.hosts.values()), None)
+        size = len(source)
+        return next((h for p, h in self._by_packed.items() if len(p) == size), None)
 
     def _on_event(self, event: AgentEvent) -> None:
         if self.log is not None:
@@ -523,19 +537,6 @@ def _rng(n: int) -> bytes:
     return os.urandom(n)
 
 
-def _udp_socket(address: str, port: int, mark: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
-    try:
-        sock.bind((address, port))
-    except OSError as exc:
-        sock.close()
-        raise LocalError(f"cannot bind UDP {address}:{port}: {exc.strerror}") from None
-    sock.setblocking(False)
-    return sock
-
-
 def _routes(policy: Policy) -> list[IpNetwork]:
     """The destinations to route into the TUN device: the remote side of
     every negotiate rule's filters (tunnel mode: the remote subnets;
@@ -556,7 +557,6 @@ def _routes(policy: Policy) -> list[IpNetwork]:
             if (
                 remote.kind is AddressKind.NETWORK
                 and remote.network is not None
-                and remote.network.version == 4
                 and remote.network not in out
             ):
                 out.append(remote.network)
