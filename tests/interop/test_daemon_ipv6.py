@@ -1,7 +1,8 @@
 """Two secpath daemons over IPv6, in namespaces of the test's own: ping6 and
 a UDP exchange through transport and tunnel mode SAs, the SAs in
 ``secpath status``, the nftables mirror refusing clear text on the secured
-path, and nothing left behind."""
+path, nothing left behind; and secpath against strongSwan (kernel-libipsec) over
+IPv6."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from tests.daemon import secpath_daemon, write_policy
 from tests.netns import namespaces, needs_root, run_in, veth
+from tests.strongswan import charon, needs_strongswan
 
 A, B = "fd00:77::1", "fd00:77::2"
 INNER_A, INNER_B = "fd00:78:1::1", "fd00:78:2::1"
@@ -136,3 +138,82 @@ def test_clear_ipv6_from_a_peer_without_ipsec_is_refused(tmp_path: Path) -> None
             da.cli("down")
         seen, answer = udp_exchange(ns["c6a"], A, ns["c6b"], B, "clear text")
         assert seen == f"clear text {B}" and answer == "txet raelc"
+
+
+SWANCTL = """connections {{
+  sp {{
+    version = 2
+    local_addrs = {W}
+    remote_addrs = {S}
+    proposals = aes128-sha256-modp2048
+    dpd_delay = 0
+    local {{
+      auth = psk
+      id = {W}
+    }}
+    remote {{
+      auth = psk
+      id = {S}
+    }}
+    children {{
+      net {{
+        local_ts = {W_IN}/128
+        remote_ts = {S_IN}/128
+        esp_proposals = aes128gcm16
+      }}
+    }}
+  }}
+}}
+secrets {{
+  ike-sp {{
+    id-1 = {S}
+    id-2 = {W}
+    secret = "{PSK}"
+  }}
+}}
+"""
+
+
+@needs_root
+@needs_strongswan
+@pytest.mark.parametrize("secpath_initiates", [True, False], ids=["secpath-init", "strongswan-init"])
+def test_secpath_to_strongswan_over_ipv6(tmp_path: Path, secpath_initiates: bool) -> None:
+    """strongSwan's kernel-libipsec does tunnel mode in UDP 4500 only: the
+    IPv6 path of ESP in UDP, both ways, either end initiating."""
+    key = psk(tmp_path)
+    secret = key.read_text().strip()
+    policy = write_policy(
+        tmp_path / "secpath.toml",
+        me=A,
+        peer=B,
+        local_ts=INNER_A,
+        remote_ts=INNER_B,
+        tunnel=True,
+        psk_file=key,
+        start="trap" if secpath_initiates else "none",
+    )
+    with namespaces("s6s", "s6w") as ns:
+        veth(ns["s6s"], f"{A}/64", ns["s6w"], f"{B}/64")
+        run_in(ns["s6s"], ["ip", "addr", "add", f"{INNER_A}/128", "dev", "lo", "nodad"])
+        run_in(ns["s6w"], ["ip", "addr", "add", f"{INNER_B}/128", "dev", "lo", "nodad"])
+        with (
+            charon(ns["s6w"], tmp_path / "charon") as c,
+            secpath_daemon(ns["s6s"], policy, tmp_path / "d") as d,
+        ):
+            c.load(SWANCTL.format(W=B, S=A, W_IN=INNER_B, S_IN=INNER_A, PSK=secret))
+            if not secpath_initiates:
+                out = c.swanctl("--initiate", "--child", "net", timeout=30)
+                assert "initiate completed successfully" in out, out + d.log.read_text()
+            ping = run_in(
+                ns["s6s"],
+                ["ping", "-6", "-c", "3", "-i", "0.3", "-W", "3", "-I", INNER_A, INNER_B],
+                check=False,
+            )
+            assert ping.returncode == 0, ping.stdout + d.log.read_text() + c.log.read_text()[-3000:]
+            seen, answer = udp_exchange(ns["s6w"], INNER_B, ns["s6s"], INNER_A, "to strongswan")
+            assert (seen, answer) == (f"to strongswan {INNER_A}", "nawsgnorts ot")
+            sas = c.swanctl("--list-sas")
+            assert "ESTABLISHED" in sas and "TUNNEL-in-UDP" in sas, sas
+            (child,) = d.status()["hosts"][0]["child_sas"]
+            assert child["mode"] == "tunnel" and child["packets_in"] >= 4
+            d.cli("down")
