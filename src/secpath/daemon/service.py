@@ -119,8 +119,10 @@ class Daemon:
                 except OSError as exc:
                     if version == 4:
                         raise
-                    if self.log is not None:
-                        self.log.write(LogRecord(time.time(), 1, "ipv6", f"no IPv6 raw sockets: {exc}"))
+                    detail = f"no IPv6 raw sockets ({exc.strerror}): ESP over IPv6 is off"
+                    self.events.append(
+                        {"time": time.time(), "kind": "ipv6", "rule": None, "peer": None, "detail": detail}
+                    )
                     continue
                 self._raw[version] = raw
                 loop.add_reader(raw.fileno(), self._esp_readable, raw)
@@ -326,7 +328,8 @@ class Daemon:
         if len(packet) >= 20 and packet[0] >> 4 == 4:
             source = packet[12:16]
         elif len(packet) >= 40 and packet[0] >> 4 == 6:
-            if packet[24] == 0xFF or packet[8:10] == b"\xfe\x80" or packet[8:24] == bytes(16):
+            link_local = packet[8] == 0xFE and packet[9] & 0xC0 == 0x80  # fe80::/10
+            if packet[24] == 0xFF or link_local or packet[8:24] == bytes(16):
                 return None
             source = packet[8:24]
         else:
