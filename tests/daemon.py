@@ -53,6 +53,13 @@ start = "{start}"
 """
 
 
+def psk_file(path: Path, secret: str = "secpath-interop-test-psk-not-secret\n") -> Path:
+    """A preshared key file only its owner can read (the loader refuses others)."""
+    path.write_text(secret)
+    path.chmod(0o600)
+    return path
+
+
 def write_policy(
     path: Path,
     *,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon import secpath_daemon, write_policy
+from tests.daemon import psk_file, secpath_daemon, write_policy
 from tests.netns import namespaces, needs_root, run_in, veth
 from tests.strongswan import charon, needs_strongswan
 
@@ -63,17 +63,10 @@ def udp_exchange(ns_server: str, server: str, ns_client: str, client: str, text:
     return seen.strip(), answer
 
 
-def psk(tmp: Path) -> Path:
-    f = tmp / "path.psk"
-    f.write_text("secpath-ipv6-interop-test-psk-not-secret\n")
-    f.chmod(0o600)
-    return f
-
-
 @needs_root
 @pytest.mark.parametrize("mode", ["transport", "tunnel"])
 def test_secpath_to_secpath_over_ipv6(tmp_path: Path, mode: str) -> None:
-    key = psk(tmp_path)
+    key = psk_file(tmp_path / "path.psk")
     tunnel = mode == "tunnel"
     inner_a, inner_b = (INNER_A, INNER_B) if tunnel else (A, B)
     with namespaces("s6a", "s6b") as ns:
@@ -128,7 +121,7 @@ def test_secpath_to_secpath_over_ipv6(tmp_path: Path, mode: str) -> None:
 def test_clear_ipv6_from_a_peer_without_ipsec_is_refused(tmp_path: Path) -> None:
     """B runs no IPsec: its clear UDP to A is dropped while A's policy runs,
     and answered once A's daemon is down (so the drop was secpath's)."""
-    key = psk(tmp_path)
+    key = psk_file(tmp_path / "path.psk")
     with namespaces("c6a", "c6b") as ns:
         veth(ns["c6a"], f"{A}/64", ns["c6b"], f"{B}/64")
         pa = write_policy(tmp_path / "a.toml", me=A, peer=B, psk_file=key)
@@ -180,7 +173,7 @@ secrets {{
 def test_secpath_to_strongswan_over_ipv6(tmp_path: Path, secpath_initiates: bool) -> None:
     """strongSwan's kernel-libipsec does tunnel mode in UDP 4500 only: the
     IPv6 path of ESP in UDP, both ways, either end initiating."""
-    key = psk(tmp_path)
+    key = psk_file(tmp_path / "path.psk")
     secret = key.read_text().strip()
     policy = write_policy(
         tmp_path / "secpath.toml",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon import secpath_daemon, write_policy
+from tests.daemon import psk_file, secpath_daemon, write_policy
 from tests.netns import namespaces, needs_root, run_in, veth
 
 A, B = "10.77.0.1", "10.77.0.2"
@@ -60,17 +60,10 @@ def transfer(ns_server: str, ns_client: str, server_addr: str, size: int) -> tup
     return int(n), digest
 
 
-def psk(tmp: Path) -> Path:
-    f = tmp / "path.psk"
-    f.write_text("secpath-interop-test-psk-not-secret\n")
-    f.chmod(0o600)
-    return f
-
-
 @needs_root
 @pytest.mark.parametrize("mode", ["transport", "tunnel"])
 def test_secpath_to_secpath(tmp_path: Path, mode: str) -> None:
-    key = psk(tmp_path)
+    key = psk_file(tmp_path / "path.psk")
     tunnel = mode == "tunnel"
     inner_a, inner_b = ("10.78.1.1", "10.78.2.1") if tunnel else (A, B)
     with namespaces("spa", "spb") as ns:
@@ -160,7 +153,7 @@ def test_clear_text_from_a_peer_without_ipsec_is_refused(tmp_path: Path) -> None
     """The guide's "Do not communicate with computers that do not support
     IPsec": B runs no IPsec; its clear text to A is dropped while A's policy
     runs, and arrives once A's daemon is down (so the drop was secpath's)."""
-    key = psk(tmp_path)
+    key = psk_file(tmp_path / "path.psk")
     with namespaces("ca", "cb") as ns:
         veth(ns["ca"], f"{A}/24", ns["cb"], f"{B}/24")
         pa = write_policy(tmp_path / "a.toml", me=A, peer=B, psk_file=key)

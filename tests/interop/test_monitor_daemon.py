@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.daemon import SecpathDaemon, secpath_daemon, write_policy
+from tests.daemon import SecpathDaemon, psk_file, secpath_daemon, write_policy
 from tests.netns import namespaces, needs_root, run_in, veth, wait_until
 
 A, B = "10.77.0.1", "10.77.0.2"
@@ -21,12 +21,6 @@ SEND = (
     "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
     "s.sendto(bytes.fromhex(sys.argv[3]), (sys.argv[1], int(sys.argv[2])))"
 )
-
-
-def psk_file(path: Path, secret: str) -> Path:
-    path.write_text(secret)
-    path.chmod(0o600)
-    return path
 
 
 def with_monitor(policy: Path, log: Path, port: int) -> Path:
