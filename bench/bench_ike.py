@@ -43,12 +43,12 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
+from tests.policies import one_rule_config
 
 from secpath.crypto.dh import generate_dh
 from secpath.ike import auth
@@ -56,18 +56,7 @@ from secpath.ike.config import Credentials, IkeConfig, Timing
 from secpath.ike.engine import IkeEngine
 from secpath.ike.events import ChildSaInstalled
 from secpath.policy.model import (
-    Address,
-    Behavior,
-    CertificateAuth,
-    Filter,
-    FilterAction,
-    FilterList,
-    KeyExchange,
     KeyExchangeMethod,
-    Local,
-    Policy,
-    PskAuth,
-    Rule,
     SecurityMethod,
 )
 from secpath.secret import Secret
@@ -114,13 +103,7 @@ def _leaf(ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], ip: str,
 
 def _config(me: str, peer: str, method: KeyExchangeMethod, esp: SecurityMethod,
             creds: Credentials) -> IkeConfig:
-    psk = creds.psk is not None
-    auth_method = PskAuth(Path("/dev/null")) if psk else CertificateAuth(Path("/dev/null"))
-    rule = Rule("path", FilterList("f", (Filter(Address.me(), Address.of(peer)),)),
-                FilterAction("secure", Behavior.NEGOTIATE, (esp,)), (auth_method,),
-                peer=ipaddress.ip_address(peer))
-    policy = Policy("bench", Local((ipaddress.ip_address(me),)), KeyExchange((method,)), (rule,))
-    return IkeConfig.from_policy(policy, rule, creds, timing=Timing(dpd_interval=None))
+    return one_rule_config(me, peer, (method,), (esp,), creds, timing=Timing(dpd_interval=None))
 
 
 def _handshake(a: IkeEngine, b: IkeEngine) -> None:

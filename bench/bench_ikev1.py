@@ -13,11 +13,11 @@ Run: ``.venv/bin/python bench/bench_ikev1.py``.
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
+
+from tests.policies import one_rule_config
 
 from secpath.crypto.dh import generate_dh
 from secpath.ike.config import Credentials, IkeConfig, Timing
@@ -25,17 +25,7 @@ from secpath.ike.engine import IkeEngine
 from secpath.ike.events import ChildSaInstalled
 from secpath.ike.v1 import IkeV1Engine
 from secpath.policy.model import (
-    Address,
-    Behavior,
-    Filter,
-    FilterAction,
-    FilterList,
-    KeyExchange,
     KeyExchangeMethod,
-    Local,
-    Policy,
-    PskAuth,
-    Rule,
     SecurityMethod,
 )
 from secpath.secret import Secret
@@ -54,13 +44,8 @@ Engine = IkeEngine | IkeV1Engine
 
 def _config(me: str, peer: str, suite: str, version: int, pfs: bool) -> IkeConfig:
     ike, esp = SUITES[suite]
-    rule = Rule("path", FilterList("f", (Filter(Address.me(), Address.of(peer)),)),
-                FilterAction("secure", Behavior.NEGOTIATE, (esp,), pfs=pfs),
-                (PskAuth(Path("/nonexistent")),), peer=ipaddress.ip_address(peer),
-                ike_version=1 if version == 1 else 2)
-    policy = Policy("p", Local((ipaddress.ip_address(me),)), KeyExchange((ike,)), (rule,))
-    return IkeConfig.from_policy(policy, rule, Credentials(psk=Secret(b"bench psk")),
-                                 timing=Timing(dpd_interval=None))
+    return one_rule_config(me, peer, (ike,), (esp,), Credentials(psk=Secret(b"bench psk")), pfs=pfs,
+                           ike_version=1 if version == 1 else 2, timing=Timing(dpd_interval=None))
 
 
 def _handshake(version: int, suite: str, pfs: bool) -> None:

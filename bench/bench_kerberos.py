@@ -13,11 +13,12 @@ Run: ``.venv/bin/python bench/bench_kerberos.py``.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from tests.policies import one_rule_config
 
 from secpath.ike.config import Credentials, IkeConfig
 from secpath.ike.engine import IkeEngine
@@ -26,19 +27,10 @@ from secpath.ike.gss import GssapiProvider
 from secpath.ike.kerberos import KerberosCredentials
 from secpath.lab.kdc import LabRealm, missing_reason
 from secpath.policy.model import (
-    Address,
     AuthMethod,
-    Behavior,
-    Filter,
-    FilterAction,
-    FilterList,
     KerberosAuth,
-    KeyExchange,
     KeyExchangeMethod,
-    Local,
-    Policy,
     PskAuth,
-    Rule,
     SecurityMethod,
 )
 from secpath.secret import Secret
@@ -49,12 +41,8 @@ REPEATS = 3
 
 
 def _config(me: str, peer: str, auth: AuthMethod, creds: Credentials) -> IkeConfig:
-    fa = FilterAction("secure", Behavior.NEGOTIATE, (SecurityMethod("aes128gcm", "none"),))
-    rule = Rule("path", FilterList("f", (Filter(Address.me(), Address.of(peer)),)), fa, (auth,),
-                peer=ipaddress.ip_address(peer))
-    policy = Policy("p", Local((ipaddress.ip_address(me),)),
-                    KeyExchange((KeyExchangeMethod("sha256", "aes128gcm", 31),)), (rule,))
-    return IkeConfig.from_policy(policy, rule, creds)
+    return one_rule_config(me, peer, (KeyExchangeMethod("sha256", "aes128gcm", 31),),
+                           (SecurityMethod("aes128gcm", "none"),), creds, auth=auth)
 
 
 def _handshake(a_cfg: IkeConfig, b_cfg: IkeConfig) -> None:

@@ -36,21 +36,14 @@ from secpath.ike.events import (
 )
 from secpath.policy.model import (
     Address,
-    Behavior,
     Filter,
-    FilterAction,
-    FilterList,
-    KeyExchange,
     KeyExchangeMethod,
-    Local,
-    Policy,
-    PskAuth,
-    Rule,
     SecurityMethod,
 )
 from secpath.secret import Secret
 from tests.engine_host import EngineHost, checksum, icmp_echo
 from tests.netns import namespaces, needs_root, run_in, veth
+from tests.policies import one_rule_config
 from tests.strongswan import Charon, charon, needs_strongswan
 
 pytestmark = [pytest.mark.interop, needs_root, needs_strongswan]
@@ -97,19 +90,11 @@ secrets {{
 
 
 def config(ike: KeyExchangeMethod, esp: SecurityMethod, pfs: bool) -> IkeConfig:
-    rule = Rule(
-        "net",
-        FilterList("inner", (Filter(Address.of(ME_INNER), Address.of(SW_INNER)),)),
-        FilterAction("secure", Behavior.NEGOTIATE, (esp,), pfs=pfs),
-        (PskAuth(Path("/nonexistent")),),
-        tunnel_endpoint=ipaddress.ip_address(SW),
-        peer=ipaddress.ip_address(SW),
-        remote_id="sw.test",
+    return one_rule_config(
+        ME, SW, (ike,), (esp,), Credentials(psk=Secret(PSK.encode())), rule="net",
+        filters=(Filter(Address.of(ME_INNER), Address.of(SW_INNER)),), pfs=pfs, tunnel=SW,
+        remote_id="sw.test", local_id="secpath.test", timing=Timing(dpd_interval=None), esn=(False,),
     )
-    policy = Policy("interop", Local((ipaddress.ip_address(ME),), "secpath.test"),
-                    KeyExchange((ike,)), (rule,))
-    return IkeConfig.from_policy(policy, rule, Credentials(psk=Secret(PSK.encode())),
-                                 timing=Timing(dpd_interval=None), esn=(False,))
 
 
 class Host(EngineHost[IkeEngine]):

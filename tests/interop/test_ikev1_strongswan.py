@@ -40,22 +40,14 @@ from secpath.ike.events import (
 from secpath.ike.v1 import IkeV1Engine
 from secpath.policy.model import (
     Address,
-    Behavior,
-    CertificateAuth,
     Filter,
-    FilterAction,
-    FilterList,
-    KeyExchange,
     KeyExchangeMethod,
-    Local,
-    Policy,
-    PskAuth,
-    Rule,
     SecurityMethod,
 )
 from secpath.secret import Secret
 from tests.engine_host import EngineHost, icmp_echo
 from tests.netns import namespaces, needs_root, run_in, veth
+from tests.policies import one_rule_config
 from tests.sans_io import pki
 from tests.strongswan import Charon, charon, needs_strongswan
 
@@ -127,18 +119,12 @@ def config(ike: KeyExchangeMethod, esp: SecurityMethod, *, pfs: bool = True,
            creds: Credentials | None = None, local: str = ME,
            timing: Timing = NO_DPD) -> IkeConfig:
     cert = creds is not None
-    rule = Rule(
-        "net",
-        FilterList("inner", (Filter(Address.of(ME_INNER), Address.of(SW_INNER)),)),
-        FilterAction("secure", Behavior.NEGOTIATE, (esp,), pfs=pfs),
-        (CertificateAuth(Path("/nonexistent")) if cert else PskAuth(Path("/nonexistent")),),
-        tunnel_endpoint=ipaddress.ip_address(SW), peer=ipaddress.ip_address(SW),
-        remote_id=SW if cert else "sw.test", ike_version=1,
+    return one_rule_config(
+        local, SW, (ike,), (esp,), creds or Credentials(psk=Secret(PSK.encode())), rule="net",
+        filters=(Filter(Address.of(ME_INNER), Address.of(SW_INNER)),), pfs=pfs, tunnel=SW,
+        remote_id=SW if cert else "sw.test", local_id=ME if cert else "secpath.test", ike_version=1,
+        timing=timing, esn=(False,),
     )
-    policy = Policy("interop", Local((ipaddress.ip_address(local),), ME if cert else "secpath.test"),
-                    KeyExchange((ike,)), (rule,))
-    return IkeConfig.from_policy(policy, rule, creds or Credentials(psk=Secret(PSK.encode())),
-                                 timing=timing, esn=(False,))
 
 
 class Host(EngineHost[IkeV1Engine]):

@@ -4,7 +4,6 @@ that can drop, duplicate and reorder datagrams."""
 from __future__ import annotations
 
 import abc
-import ipaddress
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,22 +14,15 @@ from secpath.ike.config import Credentials, IkeConfig, Timing
 from secpath.ike.engine import Datagram, IkeEngine
 from secpath.ike.events import Event
 from secpath.policy.model import (
-    Address,
-    Behavior,
     CertificateAuth,
     Filter,
-    FilterAction,
-    FilterList,
-    KeyExchange,
     KeyExchangeMethod,
-    Local,
-    Policy,
     PskAuth,
-    Rule,
     SecurityMethod,
 )
 from secpath.secret import Secret
 
+from ..policies import one_rule_config
 from . import pki
 
 A_ADDR = "10.0.0.1"
@@ -92,23 +84,15 @@ def make_config(
     fragment_size: int = 1280,
 ) -> IkeConfig:
     ike_m, esp_m = SUITES[suite]
-    fa = FilterAction("secure", Behavior.NEGOTIATE, esp_methods or (esp_m,), pfs=pfs)
-    if filters is None:
-        filters = (Filter(Address.me(), Address.of(peer)),)
-    auth_method = PskAuth(Path("/nonexistent/psk")) if auth == "psk" else \
-        CertificateAuth(Path("/nonexistent/ca.pem"))
-    rule = Rule(
-        "path", FilterList("to-peer", filters), fa, (auth_method,),
-        tunnel_endpoint=ipaddress.ip_address(peer) if mode == "tunnel" else None,
-        peer=ipaddress.ip_address(peer), remote_id=remote_id,
+    creds = creds or credentials(auth, me)
+    return one_rule_config(
+        me, peer, ike_methods or (ike_m,), esp_methods or (esp_m,), creds,
+        auth=PskAuth(Path("/nonexistent/psk")) if auth == "psk"
+        else CertificateAuth(Path("/nonexistent/ca.pem")),
+        filters=filters, pfs=pfs, tunnel=peer if mode == "tunnel" else None,
+        remote_id=remote_id, local_id=local_id, timing=timing, esn=esn,
+        force_udp_encapsulation=force_udp_encapsulation, fragment_size=fragment_size,
     )
-    policy = Policy(
-        "p", Local((ipaddress.ip_address(me),), local_id),
-        KeyExchange(ike_methods or (ike_m,), allow_dh_group1=False), (rule,),
-    )
-    return IkeConfig.from_policy(policy, rule, creds or credentials(auth, me), timing=timing,
-                                 esn=esn, force_udp_encapsulation=force_udp_encapsulation,
-                                 fragment_size=fragment_size)
 
 
 @dataclass
