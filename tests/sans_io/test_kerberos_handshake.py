@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,51 +164,12 @@ def test_service_in_a_realm_without_kdc_is_refused(realm: Kdc) -> None:
     assert fb is None and "no AP-REQ" in fa.reason and "OTHER.EXAMPLE" in fa.reason, fa.reason
 
 
-class _Replaying:
-    """An initiator provider that sends a recorded AP-REQ instead of its own."""
+class _Tapped:
+    """A real provider whose initiator's first token (the AP-REQ) goes
+    through ``tap``: recorded, or swapped for a recorded one."""
 
-    def __init__(self, inner: GssapiProvider, token: bytes) -> None:
-        self.inner, self.token = inner, token
-
-    @property
-    def principal(self) -> str:
-        return self.inner.principal
-
-    @property
-    def default_realm(self) -> str:
-        return self.inner.default_realm
-
-    def initiator(self, target: str, bindings: bytes) -> GssInitiator:
-        real = self.inner.initiator(target, bindings)
-        token = self.token
-
-        class Ctx:
-            complete = False
-
-            def step(self, t: bytes | None) -> bytes | None:
-                if t is None:
-                    real.step(None)
-                    return token
-                return real.step(t)
-
-            def prf(self, seed: bytes, length: int) -> Secret:
-                return real.prf(seed, length)
-            def get_mic(self, data: bytes) -> bytes:
-                return real.get_mic(data)
-
-            def verify_mic(self, data: bytes, token: bytes) -> None:
-                real.verify_mic(data, token)
-
-        return Ctx()
-
-    def acceptor(self, bindings: bytes) -> GssAcceptor:
-        return self.inner.acceptor(bindings)
-
-
-class _Recording:
-    def __init__(self, inner: GssapiProvider) -> None:
-        self.inner = inner
-        self.tokens: list[bytes] = []
+    def __init__(self, inner: GssapiProvider, tap: Callable[[bytes], bytes]) -> None:
+        self.inner, self.tap = inner, tap
 
     @property
     def principal(self) -> str:
@@ -219,7 +181,7 @@ class _Recording:
 
     def initiator(self, target: str, bindings: bytes) -> GssInitiator:
         real = self.inner.initiator(target, bindings)
-        tokens = self.tokens
+        tap = self.tap
 
         class Ctx:
             @property
@@ -228,12 +190,11 @@ class _Recording:
 
             def step(self, t: bytes | None) -> bytes | None:
                 out = real.step(t)
-                if t is None and out is not None:
-                    tokens.append(out)
-                return out
+                return tap(out) if t is None and out is not None else out
 
             def prf(self, seed: bytes, length: int) -> Secret:
                 return real.prf(seed, length)
+
             def get_mic(self, data: bytes) -> bytes:
                 return real.get_mic(data)
 
@@ -246,17 +207,26 @@ class _Recording:
         return self.inner.acceptor(bindings)
 
 
+def _record(tokens: list[bytes]) -> Callable[[bytes], bytes]:
+    def tap(token: bytes) -> bytes:
+        tokens.append(token)
+        return token
+
+    return tap
+
+
 def test_replayed_ap_req_is_refused(realm: Kdc) -> None:
     h = hosts(realm)
     assert isinstance(h.a.provider, GssapiProvider)
-    recorder = _Recording(h.a.provider)
+    tokens: list[bytes] = []
+    recorder = _Tapped(h.a.provider, _record(tokens))
     first = Hosts(KerberosCredentials(recorder, service_principal=h.a.service_principal), h.b)
     pair = pair_of(first, seed=21)
     pair.a.engine.initiate("path", pair.now)
     pair.run()
-    assert len(pair.b.of(IkeSaEstablished)) == 1 and len(recorder.tokens) == 1
+    assert len(pair.b.of(IkeSaEstablished)) == 1 and len(tokens) == 1
     # an attacker (here: a rogue initiator) sends the recorded AP-REQ in a new IKE SA
-    replaying = _Replaying(h.a.provider, recorder.tokens[0])
+    replaying = _Tapped(h.a.provider, lambda _own: tokens[0])
     attack = Hosts(KerberosCredentials(replaying, service_principal=h.a.service_principal), h.b)
     a2 = Side(IkeEngine([kerberos_config(A_ADDR, B_ADDR, attack.a)], seeded_rng(22)), A_ADDR)
     pair2 = Pair(a2, pair.b)
