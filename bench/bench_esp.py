@@ -62,8 +62,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from scapy.layers import ipsec as scapy_ipsec
 from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw
+from tests.udp_reference import UdpHeaders, strip_outer_udp
 
-from secpath.agent.packets import UdpHeaders, strip_outer_udp
 from secpath.esp import SecurityAssociation
 from secpath.esp.transforms import parse_transform
 

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secpath.agent.packets import UdpHeaders, strip_outer_udp
 from secpath.errors import LocalError
 from secpath.esp import EspDrop, Lifetime, LifetimeExpiredError, SecurityAssociation
 from secpath.esp.datagram import _nat_checksum
 from secpath.esp.ip import checksum, pseudo_header_sum, transport_checksum
 from secpath.esp.modes import nat_checksum
+from tests.udp_reference import UdpHeaders, strip_outer_udp
 from tests.unit.test_esp_fastpath import KEY, General, gcm_esp, ipv4
 
 PEER, ME = "198.51.100.7", "192.0.2.2"  # the outer addresses the socket reports

@@ -9,7 +9,7 @@ from secpath.agent.engines import IkeEngines
 from secpath.agent.explain import describe_message
 from secpath.agent.lifecycle import on_engine_event, report_invalid_spi, update_gauges
 from secpath.agent.methods import TicketRequest, rule_configs, start_attempt, ticket_done
-from secpath.agent.packets import UdpHeaders, flow_key, packet_info
+from secpath.agent.packets import flow_key, packet_info, source_address
 from secpath.agent.types import AgentEvent, ChildInfo, Outgoing, RuleState, _Pending, in_selectors
 from secpath.errors import LocalError
 from secpath.esp import (
@@ -93,7 +93,6 @@ class PolicyAgent:
         self.engine = IkeEngines(configs, rng, local_address=self.local_address) if configs else None
         self._inbound: dict[int, ChildInfo] = {}  # our inbound SPI -> Child SA
         self._allowed_inner: set[tuple[int, bytes]] = set()
-        self._headers = UdpHeaders()
         self.children: dict[int, ChildInfo] = {}
         self._outbound: dict[tuple[str, str], int] = {}  # (rule, peer) -> newest child
         self._pending: dict[tuple[str, str], _Pending] = {}
@@ -358,11 +357,9 @@ class PolicyAgent:
         child = self._inbound.get(spi)
         if child is None:
             q["bad_spi_packets"] += 1
-            if udp_source is not None:  # the sender's address, in front of the ESP packet
-                address, port = udp_source
-                header = self._headers.header(address, self.local_address, port, NAT_T_PORT, len(packet))
-                packet = header + packet
-            report_invalid_spi(self, packet, spi, now)
+            sender = udp_source[0] if udp_source is not None else source_address(packet)
+            if sender is not None:
+                report_invalid_spi(self, sender, spi, now)
             return None
         try:
             if udp_source is None:

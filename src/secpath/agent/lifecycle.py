@@ -6,7 +6,6 @@ data path."""
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 from typing import TYPE_CHECKING
 
 from secpath.agent.child import build_child
@@ -271,16 +270,12 @@ def update_gauges(agent: PolicyAgent) -> None:
             totals.state = "negotiating"
 
 
-def report_invalid_spi(agent: PolicyAgent, packet: bytes, spi: int, now: float) -> None:
-    """An ESP packet (``packet`` from its outer IP header) named an SPI we do
-    not know: if its sender is the peer of one of our IKE SAs, ask the engine
-    to send INVALID_SPI there (RFC 7296 §1.5; the engine rate-limits it)."""
-    if agent.engine is None or len(packet) < 20:
+def report_invalid_spi(agent: PolicyAgent, peer: str, spi: int, now: float) -> None:
+    """An ESP packet from ``peer`` named an SPI we do not know: if ``peer`` is
+    the peer of one of our IKE SAs, ask the engine to send INVALID_SPI there
+    (RFC 7296 §1.5; the engine rate-limits it)."""
+    if agent.engine is None:
         return
-    raw = packet[12:16] if packet[0] >> 4 == 4 else packet[8:24]
-    if len(raw) not in (4, 16):
-        return
-    peer = str(ipaddress.ip_address(raw))
     ike_sa = next((h for h, ev in reversed(agent.ike_sas.items()) if ev.peer[0] == peer), None)
     if ike_sa is not None and agent.engine.invalid_spi(ike_sa, spi, now):
         agent.timer_version += 1  # a request with its retransmission timer

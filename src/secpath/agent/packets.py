@@ -1,5 +1,4 @@
-"""The few facts the agent needs of an IP packet, and the outer IP/UDP
-header of an ESP-in-UDP datagram received through a UDP socket."""
+"""The few facts the agent needs of an IP packet."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from secpath.esp import ip as _ip
 from secpath.esp.errors import EspParseError
 from secpath.policy.model import IpAddress
 
-__all__ = ["PacketInfo", "UdpHeaders", "flow_key", "outer_udp_header", "packet_info", "strip_outer_udp"]
+__all__ = ["PacketInfo", "flow_key", "packet_info", "source_address"]
 
 _PORTS = struct.Struct("!HH")
 _V4 = struct.Struct("!BBHHHBBH4s4s")
@@ -51,71 +50,12 @@ def flow_key(packet: bytes) -> bytes | None:
     return packet[9:10] + packet[12:20]
 
 
-class UdpHeaders:
-    """IPv4 + UDP headers for ESP-in-UDP payloads that came through a UDP
-    socket (the kernel removed them; the SA wants the whole packet).  The
-    packed addresses are cached per peer; the IPv4 checksum is left 0, as the
-    SA does not read it (what it rebuilds in transport mode gets a new one)."""
-
-    __slots__ = ("_packed",)
-    _V4UDP = struct.Struct("!BBHHHBBH4s4sHHHH")
-
-    def __init__(self) -> None:
-        self._packed: dict[str, bytes] = {}
-
-    def _pack(self, address: str) -> bytes:
-        packed = self._packed.get(address)
-        if packed is None:
-            if len(self._packed) > 4096:
-                self._packed.clear()
-            packed = self._packed[address] = ipaddress.ip_address(address).packed
-        return packed
-
-    def header(
-        self, source: str, destination: str, source_port: int, destination_port: int, length: int
-    ) -> bytes:
-        src, dst = self._pack(source), self._pack(destination)
-        if len(src) == 4 and len(dst) == 4:
-            return self._V4UDP.pack(
-                0x45,
-                0,
-                28 + length,
-                0,
-                0x4000,
-                64,
-                _ip.IPPROTO_UDP,
-                0,
-                src,
-                dst,
-                source_port,
-                destination_port,
-                8 + length,
-                0,
-            )
-        return outer_udp_header(source, destination, source_port, destination_port, length)
-
-
-def outer_udp_header(
-    source: str, destination: str, source_port: int, destination_port: int, length: int
-) -> bytes:
-    """An IPv4/IPv6 + UDP header for ``length`` bytes of UDP payload, as the
-    packet arrived before the socket stripped it (RFC 3948 §2.1: checksum 0)."""
-    src = ipaddress.ip_address(source)
-    dst = ipaddress.ip_address(destination)
-    udp = _UDP.pack(source_port, destination_port, 8 + length, 0)
-    if src.version == 4:
-        header = bytearray(
-            _V4.pack(0x45, 0, 28 + length, 0, 0x4000, 64, _ip.IPPROTO_UDP, 0, src.packed, dst.packed)
-        )
-        header[10:12] = struct.pack("!H", _ip.ipv4_header_checksum(header))
-        return bytes(header) + udp
-    return _V6.pack(0x60000000, 8 + length, _ip.IPPROTO_UDP, 64, src.packed, dst.packed) + udp
-
-
-def strip_outer_udp(wire: bytes) -> bytes:
-    """The UDP payload of an ESP-in-UDP packet built by an SA (what a UDP
-    socket sends; the kernel writes the IP and UDP headers again)."""
-    if wire[0] >> 4 == 4:
-        return wire[(wire[0] & 0x0F) * 4 + 8 :]
-    h = _ip.parse_ip(wire, transport=True)
-    return wire[h.header_end + 8 :]
+def source_address(packet: bytes) -> str | None:
+    """The source address of an IPv4 or IPv6 packet, or None if it is too
+    short to have one."""
+    if len(packet) < 20:
+        return None
+    raw = packet[12:16] if packet[0] >> 4 == 4 else packet[8:24]
+    if len(raw) not in (4, 16):
+        return None
+    return str(ipaddress.ip_address(raw))
