@@ -73,12 +73,18 @@ class _Buffer(ctypes.Structure):
 
 
 @cache
-def _library() -> ctypes.CDLL:
-    name = ctypes.util.find_library("gssapi_krb5") or "libgssapi_krb5.so.2"
+def _load(library: str, soname: str) -> ctypes.CDLL:
+    """An MIT Kerberos library by its link name (``soname`` when ldconfig
+    does not know it); KerberosError when it cannot be loaded."""
+    name = ctypes.util.find_library(library) or soname
     try:
         return ctypes.CDLL(name)
     except OSError as exc:
         raise KerberosError(f"kerberos method: cannot load {name} ({exc})") from exc
+
+
+def _library() -> ctypes.CDLL:
+    return _load("gssapi_krb5", "libgssapi_krb5.so.2")
 
 
 def prf_available() -> bool:
@@ -357,13 +363,8 @@ def _ccache_principal(path: Path) -> str:
     return _read_principal(data, 4 + header_len, counted_type=True, wide=4)
 
 
-@cache
 def _libkrb5() -> ctypes.CDLL:
-    name = ctypes.util.find_library("krb5") or "libkrb5.so.3"
-    try:
-        return ctypes.CDLL(name)
-    except OSError as exc:
-        raise KerberosError(f"kerberos method: cannot load {name} ({exc})") from exc
+    return _load("krb5", "libkrb5.so.3")
 
 
 def _realm_from_config() -> str:
