@@ -30,6 +30,9 @@ from secpath.esp.accounting import OCTETS_SHIFT
 from secpath.esp.errors import EspParseError, IntegrityError
 from secpath.esp.ip import IPPROTO_NONE, IPPROTO_TCP, IPPROTO_UDP
 from secpath.esp.modes import PADDING, V4_AEAD_TRAILERS, V4_TRAILERS, nat_checksum
+from secpath.esp.modes import aead_aad as _aad
+from secpath.esp.modes import aead_nonce as _nonce
+from secpath.esp.modes import inner_v4_length as _inner_v4_length
 from secpath.esp.udp import NAT_T_PORT
 
 if TYPE_CHECKING:
@@ -43,14 +46,11 @@ __all__ = ["UDP_TRANSPORT_MIN", "UDP_TUNNEL_MIN", "decapsulate_udp_payload",
 UDP_TRANSPORT_MIN: Final = 8 + 8 + 16 + 2
 UDP_TUNNEL_MIN: Final = UDP_TRANSPORT_MIN + 20
 
-_nonce = struct.Struct("!4sQ").pack  # salt || IV (RFC 4106 §4, RFC 7634 §2)
-_aad = struct.Struct("!II").pack  # SPI || sequence number (RFC 4106 §5, RFC 7634 §2.2)
 _esp_head = struct.Struct("!IIQ").pack  # SPI, sequence number, IV = sequence number
 _esp_fields = struct.Struct("!IIQ").unpack_from
 # an IPv4 packet's version/IHL, total length, flags/fragment offset and
 # protocol; struct.error below 20 octets
 _inner_v4 = struct.Struct("!BxH2xH1xB10x").unpack_from
-_inner_v4_length = struct.Struct("!BxH").unpack_from  # version/IHL, total length
 _V4 = struct.Struct("!BBHHHBBH4s4s")
 _v4_transport = struct.Struct("!HHIHH8s").pack  # the rebuilt IPv4 header, by words
 _V4_UDP = struct.Struct("!BBHHHBBH4s4sHHHH")

@@ -26,8 +26,11 @@ __all__ = [
     "PADDING",
     "V4_AEAD_TRAILERS",
     "V4_TRAILERS",
+    "aead_aad",
+    "aead_nonce",
     "ecn_decapsulate_packet",
     "inner_packet",
+    "inner_v4_length",
     "nat_checksum",
     "rebuild_transport",
     "trailers",
@@ -37,6 +40,11 @@ __all__ = [
 _H = struct.Struct("!H")
 _II = struct.Struct("!II")
 _HHHH = struct.Struct("!HHHH")
+
+# The AEAD fast paths' packers (bound methods: one global load each)
+aead_nonce = struct.Struct("!4sQ").pack  # salt || IV (RFC 4106 §4, RFC 7634 §2)
+aead_aad = _II.pack  # SPI || sequence number (RFC 4106 §5, RFC 7634 §2.2)
+inner_v4_length = struct.Struct("!BxH").unpack_from  # version/IHL, total length
 
 # RFC 4303 §2.4: padding octets are 1, 2, 3, ...; Pad Length follows them
 PADDING: Final = tuple(bytes(range(1, n + 1)) + bytes((n,)) for n in range(256))

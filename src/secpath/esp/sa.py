@@ -49,6 +49,9 @@ from secpath.esp.modes import (
     trailers,
     transport_header,
 )
+from secpath.esp.modes import aead_aad as _aad
+from secpath.esp.modes import aead_nonce as _nonce
+from secpath.esp.modes import inner_v4_length as _inner_v4_length
 from secpath.esp.replay import ReplayWindow
 from secpath.esp.transforms import AeadFunction, AeadTransform, Rng, make_transform
 from secpath.esp.udp import NON_ESP_MARKER, udp_checksum_ipv6
@@ -72,9 +75,6 @@ _inner_v4_head = struct.Struct("!BBH2xH12x").unpack_from
 # an outer IPv4 header without options (first word, total length; flags,
 # fragment offset, TTL and protocol as one word), the ESP header and the IV
 _outer_v4_esp = struct.Struct("!HH2xI10xIIQ").unpack_from
-_inner_v4_length = struct.Struct("!BxH").unpack_from  # version/IHL, total length
-_nonce = struct.Struct("!4sQ").pack  # salt || IV (RFC 4106 §4, RFC 7634 §2)
-_aad = _II.pack  # SPI || sequence number (RFC 4106 §5, RFC 7634 §2.2)
 _v4_esp_iv = _V4_ESP_IV.pack
 # the fast paths' outer IPv4 + ESP header + IV + ICV, and the shortest outer
 # packet they take: an IPv4 header inside, Pad Length and Next Header

@@ -23,6 +23,8 @@ from secpath.esp.accounting import OCTETS_SHIFT
 from secpath.esp.errors import IntegrityError
 from secpath.esp.ip import IPPROTO_ESP, IPPROTO_NONE
 from secpath.esp.modes import PADDING
+from secpath.esp.modes import aead_aad as _aad
+from secpath.esp.modes import aead_nonce as _nonce
 
 if TYPE_CHECKING:
     from secpath.esp.sa import SecurityAssociation
@@ -44,8 +46,6 @@ _v4_esp = struct.Struct("!HHHHBBHQIIQ").unpack_from
 # an IPv4 header by words (TTL and protocol as one), ESP header, IV
 _v4_esp_iv = struct.Struct("!HHHHHHQIIQ").pack
 _v4 = struct.Struct("!HHHHHHQ").pack
-_nonce = struct.Struct("!4sQ").pack  # salt || IV (RFC 4106 §4, RFC 7634 §2)
-_aad = struct.Struct("!II").pack  # SPI || sequence number (RFC 4106 §5, RFC 7634 §2.2)
 
 
 def encapsulate_v4(self: SecurityAssociation, packet: bytes, seq: int, n: int) -> bytes:
